@@ -7,6 +7,8 @@ public attributes.  The shared test-suite runs against both.
 
 from __future__ import annotations
 
+import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from types import MethodType
 from typing import Any
@@ -47,12 +49,39 @@ def _check_functions(owner: str, functions: tuple[Any, ...], what: str = "functi
         _check_callable(owner, position, function)
 
 
-def _one_argument(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _check_arity(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any], n: int) -> None:
     if kwargs:
         raise TypeError(f"{owner}() takes no keyword arguments")
-    if len(args) != 1:
-        raise TypeError(f"{owner}() takes exactly one argument ({len(args)} given)")
+    if len(args) != n:
+        plural = "" if n == 1 else "s"
+        raise TypeError(f"{owner}() takes exactly {n} argument{plural} ({len(args)} given)")
+
+
+def _one_argument(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _check_arity(owner, args, kwargs, 1)
     return args[0]
+
+
+def _parse_index(owner: str, what: str, value: object, minimum: int) -> int:
+    """Validate an exact int >= *minimum* that fits a C ``ssize_t``."""
+    if type(value) is not int:
+        extra = " or None" if what == "maxsize" else ""
+        raise TypeError(f"{owner}() {what} must be an int{extra}, not {type(value).__name__}")
+    if not -sys.maxsize - 1 <= value <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    if value < minimum:
+        raise ValueError(f"{owner}() {what} must be >= {minimum}, not {value}")
+    return value
+
+
+def _fixed(
+    owner: str, args: tuple[Any, ...], kwargs: dict[str, Any], n: int, callables: int
+) -> tuple[Any, ...]:
+    """Check a constructor's *n* positional arguments, the first *callables* callable."""
+    _check_arity(owner, args, kwargs, n)
+    for position in range(callables):
+        _check_callable(owner, position + 1, args[position])
+    return args
 
 
 def _repr_call(name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
@@ -88,8 +117,11 @@ class _Functions:
     __slots__ = ("functions",)
     _what = "function"
 
-    def __init__(self, *functions: Callable[..., Any]) -> None:
-        _check_functions(type(self).__name__, functions, self._what)
+    def __init__(self, *functions: Callable[..., Any], **kwargs: Any) -> None:
+        owner = type(self).__name__
+        if kwargs:
+            raise TypeError(f"{owner}() takes no keyword arguments")
+        _check_functions(owner, functions, self._what)
         self.functions = functions
 
     def __repr__(self) -> str:
@@ -178,8 +210,8 @@ class not_:
 
     __slots__ = ("predicate",)
 
-    def __init__(self, predicate: Callable[..., Any]) -> None:
-        _check_callable("not_", 1, predicate)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        (predicate,) = _fixed("not_", args, kwargs, 1, 1)
         self.predicate = predicate
 
     def __call__(self, *args: Any, **kwargs: Any) -> bool:
@@ -194,10 +226,12 @@ class partial:
 
     __slots__ = ("args", "func", "keywords")
 
-    def __init__(self, func: Callable[..., Any], /, *args: Any, **keywords: Any) -> None:
-        _check_callable("partial", 1, func)
-        self.func = func
-        self.args = args
+    def __init__(self, *args: Any, **keywords: Any) -> None:
+        if not args:
+            raise TypeError("partial() needs at least one argument: the function to call")
+        _check_callable("partial", 1, args[0])
+        self.func = args[0]
+        self.args = args[1:]
         self.keywords = keywords
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
@@ -220,7 +254,9 @@ class dispatch:
 
     __slots__ = ("branches", "default")
 
-    def __init__(self, *args: Callable[..., Any]) -> None:
+    def __init__(self, *args: Callable[..., Any], **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError("dispatch() takes no keyword arguments")
         if len(args) < 2:
             raise TypeError("dispatch() needs at least one predicate and function pair")
         for position, value in enumerate(args, 1):
@@ -249,9 +285,8 @@ class when:
 
     __slots__ = ("function", "predicate")
 
-    def __init__(self, predicate: Callable[..., Any], function: Callable[..., Any]) -> None:
-        _check_callable("when", 1, predicate)
-        _check_callable("when", 2, function)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        predicate, function = _fixed("when", args, kwargs, 2, 2)
         self.predicate = predicate
         self.function = function
 
@@ -269,15 +304,8 @@ class if_then_else:
 
     __slots__ = ("otherwise", "predicate", "then")
 
-    def __init__(
-        self,
-        predicate: Callable[..., Any],
-        then: Callable[..., Any],
-        otherwise: Callable[..., Any],
-    ) -> None:
-        _check_callable("if_then_else", 1, predicate)
-        _check_callable("if_then_else", 2, then)
-        _check_callable("if_then_else", 3, otherwise)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        predicate, then, otherwise = _fixed("if_then_else", args, kwargs, 3, 3)
         self.predicate = predicate
         self.then = then
         self.otherwise = otherwise
@@ -296,8 +324,8 @@ class constantly:
 
     __slots__ = ("value",)
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        (self.value,) = _fixed("constantly", args, kwargs, 1, 0)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.value
@@ -320,7 +348,8 @@ class is_instance:
 
     __slots__ = ("cls",)
 
-    def __init__(self, cls: type | tuple[type, ...]) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = _one_argument("is_instance", args, kwargs)
         _check_classinfo("is_instance", cls, allow_tuple=True)
         self.cls = cls
 
@@ -336,7 +365,8 @@ class is_type:
 
     __slots__ = ("cls",)
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = _one_argument("is_type", args, kwargs)
         _check_classinfo("is_type", cls, allow_tuple=False)
         self.cls = cls
 
@@ -352,12 +382,8 @@ class arg:
 
     __slots__ = ("index",)
 
-    def __init__(self, index: int) -> None:
-        if type(index) is not int:
-            raise TypeError(f"arg() index must be an int, not {type(index).__name__}")
-        if index < 0:
-            raise ValueError(f"arg() index must be >= 0, not {index}")
-        self.index = index
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.index = _parse_index("arg", "index", _one_argument("arg", args, kwargs), 0)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.index >= len(args):
@@ -391,9 +417,8 @@ class side_effect(_Wrapper):
 
     __slots__ = ()
 
-    def __init__(self, function: Callable[..., Any]) -> None:
-        _check_callable("side_effect", 1, function)
-        self.__wrapped__ = function
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        (self.__wrapped__,) = _fixed("side_effect", args, kwargs, 1, 1)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args:
@@ -429,18 +454,22 @@ class memoize(_Wrapper):
 
     __slots__ = ("_cache", "_hits", "_maxsize", "_misses")
 
-    def __init__(self, function: Callable[..., Any], maxsize: int | None = None) -> None:
-        _check_callable("memoize", 1, function)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        maxsize = args[1] if len(args) > 1 else None
+        for name, value in kwargs.items():
+            if name != "maxsize":
+                raise TypeError(f"memoize() got an unexpected keyword argument '{name}'")
+            if len(args) > 1:
+                raise TypeError("memoize() got multiple values for argument 'maxsize'")
+            maxsize = value
+        if not 1 <= len(args) <= 2:
+            raise TypeError(f"memoize() takes 1 or 2 positional arguments ({len(args)} given)")
+        _check_callable("memoize", 1, args[0])
         if maxsize is not None:
-            if type(maxsize) is not int:
-                raise TypeError(
-                    f"memoize() maxsize must be an int or None, not {type(maxsize).__name__}"
-                )
-            if maxsize < 1:
-                raise ValueError(f"memoize() maxsize must be >= 1, not {maxsize}")
-        self.__wrapped__ = function
+            maxsize = _parse_index("memoize", "maxsize", maxsize, 1)
+        self.__wrapped__ = args[0]
         self._maxsize = maxsize
-        self._cache: dict[Any, Any] = {}
+        self._cache: dict[Any, Any] = {} if maxsize is None else OrderedDict()
         self._hits = 0
         self._misses = 0
 
@@ -458,16 +487,15 @@ class memoize(_Wrapper):
         else:
             self._hits += 1
             if self._maxsize is not None:
-                del cache[key]
-                cache[key] = result
+                cache.move_to_end(key)  # type: ignore[attr-defined]
             return result
         self._misses += 1
         result = self.__wrapped__(*args, **kwargs)
-        if key in cache:
-            del cache[key]
         cache[key] = result
-        if self._maxsize is not None and len(cache) > self._maxsize:
-            del cache[next(iter(cache))]
+        if self._maxsize is not None:
+            cache.move_to_end(key)  # type: ignore[attr-defined]
+            while len(cache) > self._maxsize:
+                cache.popitem(False)  # type: ignore[call-arg]
         return result
 
     def cache_info(self) -> tuple[int, int, int | None, int]:
@@ -476,7 +504,7 @@ class memoize(_Wrapper):
 
     def cache_clear(self) -> None:
         """Forget every cached result and reset the statistics."""
-        self._cache.clear()
+        self._cache = {} if self._maxsize is None else OrderedDict()
         self._hits = 0
         self._misses = 0
 
@@ -484,3 +512,9 @@ class memoize(_Wrapper):
         if self._maxsize is None:
             return _repr_call("memoize", (self.__wrapped__,))
         return _repr_call("memoize", (self.__wrapped__,), {"maxsize": self._maxsize})
+
+
+for _name in __all__:
+    _obj = globals()[_name]
+    (_obj if isinstance(_obj, type) else type(_obj)).__module__ = "retracesoftware.functional"
+del _name, _obj
