@@ -19,7 +19,7 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from noxsessions.common import (  # noqa: E402
+from noxsessions.common import (
     MISSING_PYTHONS,
     PRESENT_PYTHONS,
     install_package,

@@ -100,5 +100,3 @@ if TYPE_CHECKING:
     )
 else:
     globals().update({name: getattr(_impl, name) for name in _pure.__all__})
-
-del ModuleType, TYPE_CHECKING, importlib

@@ -186,10 +186,7 @@ class and_(_Functions):
     _what = "predicate"
 
     def __call__(self, *args: Any, **kwargs: Any) -> bool:
-        for predicate in self.functions:
-            if not predicate(*args, **kwargs):
-                return False
-        return True
+        return all(predicate(*args, **kwargs) for predicate in self.functions)
 
 
 class or_(_Functions):
@@ -199,10 +196,7 @@ class or_(_Functions):
     _what = "predicate"
 
     def __call__(self, *args: Any, **kwargs: Any) -> bool:
-        for predicate in self.functions:
-            if predicate(*args, **kwargs):
-                return True
-        return False
+        return any(predicate(*args, **kwargs) for predicate in self.functions)
 
 
 class not_:
