@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import ns_per_call, report  # noqa: E402
+from _harness import ns_per_call, report
 
 native = importlib.import_module("retracesoftware.functional._functional")
 pure = importlib.import_module("retracesoftware.functional._pure")
