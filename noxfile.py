@@ -24,6 +24,7 @@ from noxsessions.common import (
     PRESENT_PYTHONS,
     install_package,
 )
+from noxsessions import docs, release  # noqa: E402, F401  (registers docs, wheels, release-check)
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -46,10 +47,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PRESENT_PYTHONS[:1] or False)
 def lint(session: nox.Session) -> None:
-    """Check style and common bugs with ruff."""
-    session.install("ruff")
+    """Check style and common bugs with ruff; check the GitHub workflows with actionlint."""
+    session.install("ruff", *release.WORKFLOW_LINT_REQUIREMENTS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    release.lint_workflows(session)
 
 
 @nox.session(python=PRESENT_PYTHONS[:1] or False)
