@@ -11,6 +11,8 @@ import nox
 from noxsessions.common import PRESENT_PYTHONS, install_package
 
 DOCS_REQUIREMENTS = ("mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10")
+# mkdocs-material prints a multi-line notice about its successor on every build.
+MKDOCS_ENV = {"NO_MKDOCS_2_WARNING": "1"}
 
 
 def _prepare(session: nox.Session) -> None:
@@ -24,7 +26,7 @@ def _prepare(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site in strict mode and regenerate llms.txt/llms-full.txt."""
     _prepare(session)
-    session.run("mkdocs", "build", "--strict", "--clean")
+    session.run("mkdocs", "build", "--strict", "--clean", env=MKDOCS_ENV)
     session.run("python", "tools/llms_txt.py")
     session.log("site in build/site/; llms.txt and llms-full.txt refreshed at the root")
 
@@ -33,4 +35,4 @@ def docs(session: nox.Session) -> None:
 def docs_serve(session: nox.Session) -> None:
     """Serve the documentation with live reload (pass mkdocs serve options after --)."""
     _prepare(session)
-    session.run("mkdocs", "serve", "--strict", *session.posargs)
+    session.run("mkdocs", "serve", "--strict", *session.posargs, env=MKDOCS_ENV)

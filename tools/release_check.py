@@ -94,6 +94,16 @@ def check_changelog(text: str, version: str) -> str:
     return date["date"]
 
 
+def changelog_section(text: str, version: str) -> str:
+    """Return the body of *version*'s CHANGELOG section (the release notes)."""
+    check_changelog(text, version)
+    match = re.search(rf"^## \[{re.escape(version)}\].*$", text, re.MULTILINE)
+    assert match is not None
+    following = text[match.end() :]
+    end = re.search(r"^## ", following, re.MULTILINE)
+    return (following[: end.start()] if end else following).strip() + "\n"
+
+
 def check_tag(tag: str, version: str) -> None:
     """Raise unless *tag* is exactly ``v`` followed by *version*."""
     if not re.fullmatch(r"v\S+", tag):
@@ -218,16 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Check that the tree is ready to release.")
     ap.add_argument("--tag", help="the release tag to check against VERSION (e.g. v0.1.0)")
     ap.add_argument("--sdist", type=Path, help="an sdist to check")
-    ap.add_argument("--version-only", action="store_true", help="print VERSION and exit")
+    ap.add_argument("--notes", action="store_true", help="print VERSION's CHANGELOG section")
     ap.add_argument("--engine", action="store_true", help="print the working container engine")
     args = ap.parse_args(argv)
     if args.engine:
         engine, reason = container_engine()
         print(engine or "none", f"({reason})")
         return 0 if engine else 1
-    if args.version_only:
+    if args.notes:
         try:
-            print(check_version((ROOT / "VERSION").read_text(encoding="utf-8")))
+            version = check_version((ROOT / "VERSION").read_text(encoding="utf-8"))
+            sys.stdout.write(
+                changelog_section((ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), version)
+            )
         except (ReleaseError, OSError) as exc:
             print(f"release-check: {exc}", file=sys.stderr)
             return 1
