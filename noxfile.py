@@ -19,12 +19,12 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from noxsessions import docs, release  # noqa: F401  (registers docs, wheels, release-check)
 from noxsessions.common import (
     MISSING_PYTHONS,
     PRESENT_PYTHONS,
     install_package,
 )
-from noxsessions import docs, release  # noqa: E402, F401  (registers docs, wheels, release-check)
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True

@@ -1,7 +1,7 @@
 """Documentation sessions: the MkDocs site, the CLI reference and llms.txt.
 
-    nox -s docs         # regenerate docs/cli.md, build the site strictly, refresh llms*.txt
-    nox -s docs-serve   # live preview on http://127.0.0.1:8000
+nox -s docs         # regenerate docs/cli.md, build the site strictly, refresh llms*.txt
+nox -s docs-serve   # live preview on http://127.0.0.1:8000
 """
 
 from __future__ import annotations

