@@ -206,3 +206,51 @@ def test_llms_check_mode_and_out_dir(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "llms.txt").write_text("old\n", encoding="utf-8")
     assert llms_txt.main(["--check", "--out-dir", str(tmp_path)]) == 1
     assert "stale: llms.txt" in capsys.readouterr().err
+
+
+# -- troubleshooting -----------------------------------------------------------------------------
+
+# Key phrase of every message the tools print, and the tool that prints it.
+TOOL_MESSAGES = {
+    "release_check": [
+        "is not a canonical release version",
+        "must hold exactly one line",
+        "has no section for",
+        "must read",
+        "has no entries",
+        "does not match VERSION",
+        "is not a release tag",
+        "sdist lacks",
+        "contains build or cache files",
+        "PKG-INFO declares version",
+        "sdist is named",
+        "is outside the",
+        "is a link",
+        "cannot be read",
+        "cannot list the files tracked by git",
+    ],
+    "release_matrix": ["unknown series", "unknown platform"],
+    "llms_txt": ["nav entries must be", "does not exist in", "stale: "],
+    "cli_reference": ["is stale; run `nox -s docs`"],
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOL_MESSAGES))
+def test_every_tool_message_is_in_troubleshooting(tool: str) -> None:
+    source = (ROOT / "tools" / f"{tool}.py").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    for phrase in TOOL_MESSAGES[tool]:
+        assert phrase in source, f"{phrase!r} is no longer printed by tools/{tool}.py"
+        assert phrase in page, f"docs/troubleshooting.md does not explain {phrase!r}"
+    raises = source.count("raise ReleaseError(") + source.count("raise MatrixError(")
+    raises += source.count("raise NavError(")
+    documented = {
+        "release_check": 15,
+        "release_matrix": 2,
+        "llms_txt": 3,
+        "cli_reference": 0,
+    }
+    assert raises == documented[tool], (
+        f"tools/{tool}.py raises {raises} errors, {documented[tool]} are listed here: "
+        "add the new message to TOOL_MESSAGES and docs/troubleshooting.md"
+    )
