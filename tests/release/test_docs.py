@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -254,3 +255,31 @@ def test_every_tool_message_is_in_troubleshooting(tool: str) -> None:
         f"tools/{tool}.py raises {raises} errors, {documented[tool]} are listed here: "
         "add the new message to TOOL_MESSAGES and docs/troubleshooting.md"
     )
+
+
+# -- nox sessions ---------------------------------------------------------------------------------
+
+_DECORATOR = re.compile(r"@nox\.session\((?P<args>[^)]*)\)\s*\ndef (?P<func>\w+)", re.MULTILINE)
+_NAME = re.compile(r"""name=(?P<f>f?)(?P<q>["'])(?P<name>.+?)(?P=q)""")
+
+
+def nox_sessions() -> list[str]:
+    """Return the name patterns of every nox session (``{...}`` marks a parameter)."""
+    names = []
+    for path in [ROOT / "noxfile.py", *sorted((ROOT / "noxsessions").glob("*.py"))]:
+        for match in _DECORATOR.finditer(path.read_text(encoding="utf-8")):
+            named = _NAME.search(match["args"])
+            names.append(named["name"] if named else match["func"].replace("_", "-"))
+    return names
+
+
+def test_every_nox_session_is_documented() -> None:
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").rglob("*.md"))
+    sessions = nox_sessions()
+    assert {"tests", "lint", "docs", "wheels", "release-check"} <= set(sessions)
+    for session in sessions:
+        parts = re.split(r"\{[^}]*\}", session)
+        pattern = r"[\w.]+".join(re.escape(p) for p in parts)
+        assert re.search(rf"`(nox -s )?{pattern}[`\s]", pages), (
+            f"nox session {session!r} is not documented in docs/ (e.g. docs/developing.md)"
+        )
