@@ -69,7 +69,13 @@ def _cibuildwheel(session: nox.Session, engine: str) -> None:
         "linux",
         "--output-dir",
         str(out),
-        env={"CIBW_CONTAINER_ENGINE": engine, "CIBW_BUILD": f"cp{version}-*"},
+        # Only this machine's architecture: others would need QEMU emulation (CI builds
+        # aarch64 on native runners).
+        env={
+            "CIBW_CONTAINER_ENGINE": engine,
+            "CIBW_BUILD": f"cp{version}-*",
+            "CIBW_ARCHS": "native",
+        },
     )
     session.log(f"wheels in {out.relative_to(ROOT)}/")
 
