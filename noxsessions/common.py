@@ -11,7 +11,7 @@ import nox
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
-BUILD_REQUIREMENTS = ("meson-python>=0.16", "meson>=1.4", "ninja")
+BUILD_REQUIREMENTS = ("meson-python>=0.17", "meson>=1.4", "ninja")
 
 
 def _pyenv_bin_dirs() -> list[str]:
