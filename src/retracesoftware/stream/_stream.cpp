@@ -368,10 +368,20 @@ struct Encoder {
         return true;
     }
 
-    bool finish_post(PyObject* o) {
+    // A tuple, frozenset or custom object gets its memo index once complete.  If
+    // it was already completed inside itself (a cycle through a mutable
+    // container), the outer copy is marked to be replaced by the inner one.
+    bool finish_post(PyObject* o, size_t start) {
         long m = memo_find(o);
-        if (m >= 0) return put_op_varint(OP_REPLACE, uint64_t(m));
-        memo_add(o);
+        if (m < 0) {
+            memo_add(o);
+            return true;
+        }
+        if (!reserve(12)) return false;
+        memmove(buf + start + 1, buf + start, len - start);
+        buf[start] = OP_REPLACE;
+        len++;
+        raw_varint(uint64_t(m));
         return true;
     }
 
@@ -478,6 +488,7 @@ struct Encoder {
         long m = memo_find(o);
         if (m >= 0) return put_op_varint(OP_MEMO, uint64_t(m));
         Py_ssize_t n = PyTuple_GET_SIZE(o);
+        size_t start = len;
         if (n <= 15) {
             if (!reserve(1)) return false;
             raw_u8(uint8_t(OP_TUPLE_SMALL + n));
@@ -488,7 +499,7 @@ struct Encoder {
         for (Py_ssize_t i = 0; i < n; i++)
             if (!encode(PyTuple_GET_ITEM(o, i))) return false;
         depth--;
-        return finish_post(o);
+        return finish_post(o, start);
     }
 
     bool enc_list(PyObject* o) {
@@ -544,6 +555,7 @@ struct Encoder {
         long m = memo_find(o);
         if (m >= 0) return put_op_varint(OP_MEMO, uint64_t(m));
         Py_ssize_t n = PySet_GET_SIZE(o);
+        size_t start = len;
         if (!enc_seq_header(frozen ? OP_FROZENSET : OP_SET, n)) return false;
         if (!frozen) memo_add(o);
         if (!enter()) return false;
@@ -563,7 +575,7 @@ struct Encoder {
         if (PyErr_Occurred()) return false;
         if (count != n) return changed(o);
         depth--;
-        return frozen ? finish_post(o) : true;
+        return frozen ? finish_post(o, start) : true;
     }
 
     bool enc_custom(PyObject* o) {
@@ -606,6 +618,7 @@ struct Encoder {
             return false;
         }
         bool ok;
+        size_t start = len;
         auto it = type_ids.find(tp);
         if (it == type_ids.end()) {
             PyObject* name = PyTuple_GET_ITEM(entry, 0);
@@ -623,7 +636,7 @@ struct Encoder {
         Py_DECREF(state);
         if (!ok) return false;
         depth--;
-        return finish_post(o);
+        return finish_post(o, start);
     }
 
     bool encode(PyObject* o) {
@@ -784,20 +797,6 @@ struct Decoder {
         return true;
     }
     PyObject* post(PyObject* o) {
-        if (p < end && *p == OP_REPLACE) {
-            const uint8_t* at = p++;
-            uint64_t idx;
-            if (!varint(&idx, at)) {
-                Py_DECREF(o);
-                return nullptr;
-            }
-            Py_DECREF(o);
-            if (idx >= memo.size())
-                return corrupt_at(at, "expected a back-reference below %zu, found %llu",
-                                  memo.size(), (unsigned long long)idx);
-            Py_INCREF(memo[idx]);
-            return memo[idx];
-        }
         try {
             memo.push_back(o);
         } catch (const std::bad_alloc&) {
@@ -806,6 +805,32 @@ struct Decoder {
         }
         Py_INCREF(o);
         return o;
+    }
+    // REPLACE <object> <index>: decode a tuple/frozenset/custom object, drop it
+    // and its memo entry, and return the earlier-completed copy instead.
+    PyObject* dec_replace(const uint8_t* at) {
+        if (p >= end) return short_input(at, "a value");
+        uint8_t op = *p;
+        bool postorder = op == OP_TUPLE || (op >= OP_TUPLE_SMALL && op < OP_TUPLE_SMALL + 16) ||
+                         op == OP_FROZENSET || op == OP_CUSTOM || op == OP_CUSTOM_DEF;
+        if (!postorder)
+            return corrupt_at(p, "expected a tuple, frozenset or custom value, found opcode 0x%02x",
+                              op);
+        PyObject* v = decode();
+        if (!v) return nullptr;
+        bool own = !memo.empty() && memo.back() == v;
+        Py_DECREF(v);
+        if (!own) return corrupt_at(at, "a replaced value that is already shared");
+        Py_DECREF(memo.back());
+        memo.pop_back();
+        const uint8_t* ia = p;
+        uint64_t idx;
+        if (!varint(&idx, ia)) return nullptr;
+        if (idx >= memo.size())
+            return corrupt_at(ia, "expected a back-reference below %zu, found %llu", memo.size(),
+                              (unsigned long long)idx);
+        Py_INCREF(memo[idx]);
+        return memo[idx];
     }
     PyObject* build_failed(const uint8_t* at, const char* what) {
         return corrupt_at(at, "cannot build %s", what);
@@ -927,6 +952,13 @@ struct Decoder {
             case OP_CUSTOM_DEF:
             case OP_CUSTOM:
                 return dec_custom(at, op);
+            case OP_REPLACE:
+                if (!enter(at)) return nullptr;
+                {
+                    PyObject* r = dec_replace(at);
+                    if (r) depth--;
+                    return r;
+                }
             default:
                 break;
         }
