@@ -1187,10 +1187,10 @@ struct WriterCore {
 
     uint64_t events = 0;
     uint64_t cur_tid = 0;
-    unsigned long last_ident = 0;
+    uint64_t last_ident = 0;
     uint64_t last_auto_tid = 0;
     bool have_ident = false;
-    std::unordered_map<unsigned long, uint64_t> auto_tids;
+    std::unordered_map<uint64_t, uint64_t> auto_tids;
     uint64_t next_handle = 0;
 
     unsigned long busy_owner = 0;
@@ -1469,7 +1469,8 @@ bool writer_thread_switch(WriterCore* w, PyObject* thread) {
             return false;
         }
     } else {
-        unsigned long ident = PyThread_get_thread_ident();
+        // Thread-state ids are never reused, unlike OS thread identifiers.
+        uint64_t ident = PyThreadState_GetID(PyThreadState_Get());
         if (w->have_ident && ident == w->last_ident) {
             tid = w->last_auto_tid;
         } else {
@@ -1813,6 +1814,8 @@ PyObject* Reader_new(PyTypeObject* type, PyObject*, PyObject*) {
 // Read exactly n bytes at off into dst (file) or return a pointer (memory).
 const uint8_t* reader_fetch(ReaderObject* self, uint64_t off, size_t n, std::vector<uint8_t>& dst) {
     ReaderCore* r = self->core;
+    static const uint8_t empty = 0;
+    if (n == 0) return &empty;
     if (r->has_view) return static_cast<const uint8_t*>(r->view.buf) + off;
     try {
         dst.resize(n);
@@ -2009,12 +2012,12 @@ int Reader_init(PyObject* op, PyObject* args, PyObject* kwds) {
     }
     std::vector<uint8_t> pre;
     size_t have = size_t(std::min<uint64_t>(r->size, 12));
-    const uint8_t* p = reader_fetch(self, 0, have, pre);
-    if (!p) return -1;
     if (have == 0) {
         raise_stream(NotARecordingError, self->path, 0, "the file is empty: not a Retrace recording");
         return -1;
     }
+    const uint8_t* p = reader_fetch(self, 0, have, pre);
+    if (!p) return -1;
     size_t cmp = std::min<size_t>(have, 8);
     if (memcmp(p, MAGIC, cmp) != 0) {
         raise_stream(NotARecordingError, self->path, 0,
