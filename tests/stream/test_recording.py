@@ -103,7 +103,9 @@ def test_metadata_must_be_plain(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ events and threads
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.tuples(st.integers(0, 4), event_values), max_size=40), st.booleans())
 def test_threads_round_trip(tmp_path: Path, events: list[tuple[int, Any]], small: bool) -> None:
     path = tmp_path / "t.retrace"
@@ -193,9 +195,14 @@ def test_position(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ bind system
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(["bind", "write", "unbind"]), st.integers(0, 5)),
-                max_size=40))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["bind", "write", "unbind"]), st.integers(0, 5)), max_size=40
+    )
+)
 def test_bind_property(tmp_path: Path, ops: list[tuple[str, int]]) -> None:
     objs = [object() for _ in range(6)]
     bound: dict[int, int] = {}  # obj index -> handle
@@ -393,7 +400,11 @@ def small_recording(tmp_path: Path) -> Path:
 
 
 def test_not_a_recording(tmp_path: Path) -> None:
-    for name, data in [("empty", b""), ("text", b"hello world, not a recording"), ("pyc", b"\x00" * 64)]:
+    for name, data in [
+        ("empty", b""),
+        ("text", b"hello world, not a recording"),
+        ("pyc", b"\x00" * 64),
+    ]:
         p = tmp_path / name
         p.write_bytes(data)
         with pytest.raises(stream.NotARecordingError) as info:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import tracemalloc
@@ -32,8 +33,19 @@ def sample() -> Any:
     cyc: list[Any] = []
     cyc.append((cyc,))
     return [
-        shared, shared, {"k": shared, 2**80: b"bytes"}, {1, 2}, frozenset({"a"}), 1 + 2j,
-        bytearray(b"ba"), "\ud800", -(2**90), Thing([Thing(1)]), cyc, None, True,
+        shared,
+        shared,
+        {"k": shared, 2**80: b"bytes"},
+        {1, 2},
+        frozenset({"a"}),
+        1 + 2j,
+        bytearray(b"ba"),
+        "\ud800",
+        -(2**90),
+        Thing([Thing(1)]),
+        cyc,
+        None,
+        True,
     ]
 
 
@@ -42,14 +54,10 @@ def workload(tmp: Path) -> None:
     data = stream.dumps(value, types=REG)
     stream.loads(data, types=REG)
     for bad in (data[:-3], data[:1] + b"\x7f" + data[2:], b"\x01\x1f\x01\x1e\x00\x00"):
-        try:
+        with contextlib.suppress(stream.StreamError):
             stream.loads(bad, types=REG)
-        except stream.StreamError:
-            pass
-    try:
+    with contextlib.suppress(stream.UnsupportedTypeError):
         stream.dumps([value, object()], types=REG)
-    except stream.UnsupportedTypeError:
-        pass
     path = tmp / "leak.retrace"
     obj = bytearray(b"bound")
     with stream.Writer(path, types=REG, frame_size=256) as w:
@@ -57,10 +65,8 @@ def workload(tmp: Path) -> None:
         for i in range(20):
             w.write(value)
             w.write((obj, f"str{i}"), thread=i % 2)
-            try:
+            with contextlib.suppress(stream.UnsupportedTypeError):
                 w.write([f"new{i}", object()])
-            except stream.UnsupportedTypeError:
-                pass
         w.unbind(obj)
     with stream.Reader(path, types=REG) as r:
         list(r.events())
