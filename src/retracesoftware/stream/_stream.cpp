@@ -952,13 +952,8 @@ struct Decoder {
             case OP_CUSTOM_DEF:
             case OP_CUSTOM:
                 return dec_custom(at, op);
-            case OP_REPLACE:
-                if (!enter(at)) return nullptr;
-                {
-                    PyObject* r = dec_replace(at);
-                    if (r) depth--;
-                    return r;
-                }
+            case OP_REPLACE:  // not a level of its own: the object that follows is
+                return dec_replace(at);
             default:
                 break;
         }
