@@ -367,6 +367,7 @@ def test_flusher_thread_stops_with_the_last_writer(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_child_cannot_write_to_the_parents_recording(tmp_path: Path) -> None:
     path = tmp_path / "fork.retrace"
     w = stream.Writer(path)
