@@ -1313,9 +1313,8 @@ bool writer_check_open(WriterObject* self) {
         raise_stream(StreamError, self->path, -1, "the writer is closed");
         return false;
     }
-    int err = w->bg_errno.exchange(0);
-    if (err) {
-        os_error(err, self->path);
+    if (w->bg_errno.load(std::memory_order_relaxed)) {
+        os_error(w->bg_errno.exchange(0), self->path);
         return false;
     }
     return true;
