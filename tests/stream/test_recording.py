@@ -454,3 +454,16 @@ def test_trailer_checks(tmp_path: Path) -> None:
     out, err = read_all(data + b"junk")
     assert isinstance(err, stream.CorruptError) and "after the trailer" in str(err)
     assert len(out) == 5
+
+
+def test_crc32c_matches_the_specification() -> None:
+    from retracesoftware.stream import _stream
+
+    assert _stream.crc32c(b"123456789") == 0xE3069283
+    assert _stream._crc32c_software(b"123456789") == 0xE3069283
+    assert _stream.crc32c(b"") == 0
+    data = bytes(range(256)) * 9 + b"tail"
+    for n in (0, 1, 7, 8, 9, 63, 64, 65, len(data)):
+        assert _stream.crc32c(data[:n]) == _stream._crc32c_software(data[:n])
+        # Incremental form: crc(a || b) == crc32c(b, crc32c(a)).
+        assert _stream.crc32c(data[n:], _stream.crc32c(data[:n])) == _stream.crc32c(data)
