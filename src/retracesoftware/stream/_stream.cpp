@@ -1243,6 +1243,7 @@ bool flusher_register(WriterCore* w) {
         f->running = true;
     }
     w->registered = true;
+    f->cv.notify_all();  // recompute the tick for this writer's interval
     return true;
 }
 
@@ -1413,7 +1414,7 @@ int Writer_init(PyObject* op, PyObject* args, PyObject* kwds) {
         return -1;
     }
     w->fd = fd;
-    if (!w->enc.reserve(size_t(frame_size) + 1024)) {
+    if (!w->enc.reserve(std::min<size_t>(size_t(frame_size), size_t(1) << 20) + 1024)) {
         close(fd);
         w->fd = -1;
         return -1;
