@@ -33,7 +33,12 @@ w = stream.Writer(sys.argv[1], flush_interval=0.05)
 for i in range(int(sys.argv[2])):
     w.write(i)
 print("done", flush=True)
-time.sleep(600)
+if sys.argv[3] == "sleep":
+    time.sleep(600)
+else:  # keep the GIL busy in pure Python: the flusher must not need it
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        pass
 """
 
 
@@ -77,10 +82,11 @@ def test_sigkill_mid_stream(tmp_path: Path, frame_size: int, delay: float) -> No
     assert out == [expected(i) for i in range(len(out))]
 
 
-def test_sigkill_after_idle_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("then", ["sleep", "spin"])
+def test_sigkill_after_idle_loses_nothing(tmp_path: Path, then: str) -> None:
     path = tmp_path / "idle.retrace"
     n = 5000
-    child = spawn(IDLE_CHILD, str(path), str(n))
+    child = spawn(IDLE_CHILD, str(path), str(n), then)
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "done"

@@ -449,6 +449,17 @@ def test_checksum_damage_is_corrupt(tmp_path: Path) -> None:
     assert err.offset is not None and out
 
 
+def test_failed_reader_stays_failed(tmp_path: Path) -> None:
+    data = small_recording(tmp_path).read_bytes()
+    r = stream.Reader(data[:-30])
+    with pytest.raises(stream.TruncatedError) as first:
+        list(r)
+    with pytest.raises(stream.TruncatedError) as again:
+        next(r)
+    assert again.value is first.value
+    assert r.events_read == 5 and r.position is not None and r.position.event == 4
+
+
 def test_trailer_checks(tmp_path: Path) -> None:
     data = small_recording(tmp_path).read_bytes()
     out, err = read_all(data + b"junk")
