@@ -181,3 +181,27 @@ def test_native_memory_is_released(tmp_path: Path) -> None:
         cycle()
     # 300 writers each with a >= 1 MiB native buffer: leaking any of them shows up clearly.
     assert rss() - start < 48 * 1024 * 1024
+
+
+def test_cycles_through_hooks_and_handles_are_collected(tmp_path: Path) -> None:
+    import weakref
+
+    class Owner:
+        pass
+
+    reg = stream.TypeRegistry()
+    reg.register(Owner, lambda o: 0, lambda s: s)
+    path = tmp_path / "cyc.retrace"
+    w = stream.Writer(path, types=reg)
+    Owner.writer = w  # type: ignore[attr-defined]  # type -> writer -> registry/type -> ...
+    bound = Owner()
+    bound.writer = w  # type: ignore[attr-defined]
+    w.bind(bound)
+    w.write(Owner())
+    w.flush()
+    ref = weakref.ref(w)
+    del w, bound, Owner, reg
+    gc.collect()
+    assert ref() is None
+    with stream.Reader(path, types=stream.TypeRegistry()) as r:
+        assert r.header is not None

@@ -1681,8 +1681,10 @@ int Writer_traverse(PyObject* op, visitproc visit, void* arg) {
     WriterObject* self = reinterpret_cast<WriterObject*>(op);
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(self->encoders);
-    if (self->core)
+    if (self->core) {
         for (auto& kv : self->core->enc.binds) Py_VISIT(kv.first);
+        for (PyObject* t : self->core->enc.type_order) Py_VISIT(t);
+    }
     return 0;
 }
 
@@ -1693,6 +1695,10 @@ int Writer_clear(PyObject* op) {
         auto binds = std::move(self->core->enc.binds);
         self->core->enc.binds.clear();
         for (auto& kv : binds) Py_DECREF(kv.first);
+        auto types = std::move(self->core->enc.type_order);
+        self->core->enc.type_order.clear();
+        self->core->enc.type_ids.clear();
+        for (PyObject* t : types) Py_DECREF(t);
     }
     Py_CLEAR(self->encoders);
     return 0;
@@ -2227,8 +2233,10 @@ int Reader_traverse(PyObject* op, visitproc visit, void* arg) {
     Py_VISIT(self->handle_type);
     Py_VISIT(self->header);
     Py_VISIT(self->failure);
-    if (self->core)
+    if (self->core) {
         for (auto& kv : self->core->dec.handles) Py_VISIT(kv.second);
+        for (PyObject* d : self->core->dec.type_decoders) Py_VISIT(d);
+    }
     return 0;
 }
 
@@ -2239,6 +2247,9 @@ int Reader_clear(PyObject* op) {
         auto handles = std::move(self->core->dec.handles);
         self->core->dec.handles.clear();
         for (auto& kv : handles) Py_DECREF(kv.second);
+        auto decoders = std::move(self->core->dec.type_decoders);
+        self->core->dec.type_decoders.clear();
+        for (PyObject* d : decoders) Py_DECREF(d);
     }
     Py_CLEAR(self->decoders);
     Py_CLEAR(self->on_bind);
