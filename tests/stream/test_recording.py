@@ -126,6 +126,17 @@ def test_threads_round_trip(tmp_path: Path, events: list[tuple[int, Any]], small
     for tid in expected:
         with stream.Reader(path) as r:
             assert [canon(v) for v in r.iter_thread(tid)] == expected[tid]
+    # Demultiplexed: consumers take turns, each pulling its own thread's values.
+    with stream.Reader(path) as r:
+        got_by: dict[int, list[Any]] = {t: [] for t in expected}
+        order = sorted(expected, reverse=True)
+        while order:
+            for tid in list(order):
+                try:
+                    got_by[tid].append(canon(r.next_for(tid)))
+                except EOFError:
+                    order.remove(tid)
+    assert got_by == expected
 
 
 def test_automatic_thread_ids(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -327,6 +328,7 @@ class Reader(_stream.Reader):
             label = name if name is not None else source
         super().__init__(source, label, reg._decoders, on_bind, Handle)
         self._header = _parse_header(self.header_dict, self.version, label)
+        self._pending: dict[int, deque[Any]] = {}
 
     @property
     def header(self) -> Header:
@@ -349,6 +351,23 @@ class Reader(_stream.Reader):
         while (event := self.next_event()) is not None:
             if event[0] == thread:
                 yield event[1]
+
+    def next_for(self, thread: int) -> Any:
+        """Return the next value of ``thread``, keeping other threads' values for them.
+
+        This demultiplexes the recording for consumers that each follow one thread (as a
+        replayer does): values of other threads met on the way are queued and returned by their
+        own ``next_for`` calls, in order.  Raises ``EOFError`` when ``thread`` has no more values.
+        Do not mix with plain iteration, which does not see queued values.
+        """
+        queue = self._pending.get(thread)
+        if queue:
+            return queue.popleft()
+        while (event := self.next_event()) is not None:
+            if event[0] == thread:
+                return event[1]
+            self._pending.setdefault(event[0], deque()).append(event[1])
+        raise EOFError(f"no more events for thread {thread}")
 
     def threads(self) -> dict[int, list[Any]]:
         """Read the remaining events and return each thread's own sequence."""
