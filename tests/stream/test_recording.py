@@ -424,6 +424,10 @@ def test_not_a_recording(tmp_path: Path) -> None:
         assert str(p) in str(info.value)
     with pytest.raises(stream.NotARecordingError):
         stream.Reader(tmp_path)  # a directory
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(stream.NotARecordingError):
+            stream.Reader(tmp_path / "fifo")  # refused, without waiting for a writer
     with pytest.raises(FileNotFoundError):
         stream.Reader(tmp_path / "nope")
 

@@ -1486,7 +1486,8 @@ bool writer_thread_switch(WriterCore* w, PyObject* thread) {
 }
 
 // Common end of a record: commit, maybe flush; on failure roll back.
-PyObject* writer_finish(WriterObject* self, bool ok, const Encoder::Mark& mk, uint64_t old_tid) {
+PyObject* writer_finish(WriterObject* self, bool ok, const Encoder::Mark& mk, uint64_t old_tid,
+                        bool is_event = false) {
     WriterCore* w = self->core;
     if (ok && w->enc.len > MAX_FRAME) {
         raise_stream(StreamError, self->path, -1, "an event larger than 4 GiB cannot be written");
@@ -1500,6 +1501,7 @@ PyObject* writer_finish(WriterObject* self, bool ok, const Encoder::Mark& mk, ui
     }
     w->enc.reset_memo();
     w->enc.depth = 0;
+    if (is_event) w->events++;
     w->committed.store(w->enc.len, std::memory_order_release);
     bool flushed_ok = w->enc.len < w->frame_size || writer_flush_frame(self);
     writer_release(self);
@@ -1539,8 +1541,7 @@ PyObject* Writer_write(PyObject* op, PyObject* const* args, Py_ssize_t nargs, Py
         PyErr_NoMemory();
         ok = false;
     }
-    if (ok) w->events++;
-    return writer_finish(self, ok, mk, old_tid);
+    return writer_finish(self, ok, mk, old_tid, true);
 }
 
 PyObject* Writer_bind(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -1992,7 +1993,8 @@ int Reader_init(PyObject* op, PyObject* args, PyObject* kwds) {
         if (!PyUnicode_FSConverter(source, &fspath)) return -1;
         int fd;
         Py_BEGIN_ALLOW_THREADS
-        fd = open(PyBytes_AS_STRING(fspath), O_RDONLY | O_CLOEXEC);
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        fd = open(PyBytes_AS_STRING(fspath), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         Py_END_ALLOW_THREADS
         Py_DECREF(fspath);
         if (fd < 0) {
