@@ -754,7 +754,7 @@ struct Decoder {
         return nullptr;
     }
     PyObject* short_input(const uint8_t* at, const char* what) {
-        return corrupt_at(at, "%s runs past the end of its frame", what);
+        return corrupt_at(at, "expected %s, found the end of its frame", what);
     }
 
     bool varint(uint64_t* out, const uint8_t* at) {
@@ -791,7 +791,7 @@ struct Decoder {
     }
     bool enter(const uint8_t* at) {
         if (++depth > MAX_DEPTH) {
-            corrupt_at(at, "values nested deeper than %d levels", MAX_DEPTH);
+            corrupt_at(at, "expected values nested at most %d levels deep", MAX_DEPTH);
             return false;
         }
         return true;
@@ -820,7 +820,7 @@ struct Decoder {
         if (!v) return nullptr;
         bool own = !memo.empty() && memo.back() == v;
         Py_DECREF(v);
-        if (!own) return corrupt_at(at, "a replaced value that is already shared");
+        if (!own) return corrupt_at(at, "expected a fresh object under REPLACE");
         Py_DECREF(memo.back());
         memo.pop_back();
         const uint8_t* ia = p;
@@ -833,7 +833,7 @@ struct Decoder {
         return memo[idx];
     }
     PyObject* build_failed(const uint8_t* at, const char* what) {
-        return corrupt_at(at, "cannot build %s", what);
+        return corrupt_at(at, "expected hashable keys and members, cannot build %s", what);
     }
 
     PyObject* decode() {
@@ -860,7 +860,8 @@ struct Decoder {
                 return PyLong_FromLongLong(-1 - (long long)n);
             case OP_INT_BIG:
                 if (!varint(&n, at)) return nullptr;
-                if (n == 0 || n > uint64_t(end - p)) return short_input(at, "a big int");
+                if (n == 0) return corrupt_at(at, "expected a big int of at least one byte");
+                if (n > uint64_t(end - p)) return short_input(at, "a big int");
                 p += n;
                 return _PyLong_FromByteArray(p - n, size_t(n), 1, 1);
             case OP_FLOAT:
@@ -944,7 +945,7 @@ struct Decoder {
                 if (!varint(&n, at)) return nullptr;
                 auto it = handles.find(n);
                 if (it == handles.end())
-                    return corrupt_at(at, "reference to handle %llu, which is not bound",
+                    return corrupt_at(at, "expected a bound handle, found handle %llu",
                                       (unsigned long long)n);
                 Py_INCREF(it->second);
                 return it->second;
@@ -1012,7 +1013,7 @@ struct Decoder {
             if (!item) return nullptr;  // the memo owns l; items beyond its size are never read
             if (PyList_GET_SIZE(l) != Py_ssize_t(i)) {  // mutated by a decoder hook
                 Py_DECREF(item);
-                return corrupt_at(at, "a list changed while it was being read");
+                return corrupt_at(at, "expected decoder hooks to leave lists alone (one changed)");
             }
             PyList_SET_ITEM(l, Py_ssize_t(i), item);
             Py_SET_SIZE(l, Py_ssize_t(i + 1));
@@ -1125,7 +1126,7 @@ struct Decoder {
         PyObject* obj = PyObject_CallOneArg(decoder, state);
         Py_DECREF(decoder);
         Py_DECREF(state);
-        if (!obj) return corrupt_at(at, "the registered decoder rejected the stored state");
+        if (!obj) return corrupt_at(at, "expected a state the registered decoder accepts (it raised)");
         depth--;
         return post(obj);
     }
@@ -2120,7 +2121,7 @@ PyObject* reader_next(ReaderObject* self) {
             if (!d.varint(&h, at)) return nullptr;
             auto it = d.handles.find(h);
             if (it == d.handles.end())
-                return d.corrupt_at(at, "announcement that handle %llu is dead, but it is not bound",
+                return d.corrupt_at(at, "expected a bound handle to announce dead, found handle %llu",
                                     (unsigned long long)h);
             PyObject* o = it->second;
             d.handles.erase(it);
