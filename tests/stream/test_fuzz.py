@@ -161,11 +161,19 @@ def mutate(rnd: random.Random, corpus: list[bytes]) -> bytes:
 def consume(data: bytes) -> str:
     """Read everything; return the outcome class (any non-StreamError escapes)."""
     try:
-        with stream.Reader(data, types=REG) as r:
+        with stream.Reader(data, types=REG, name="fuzzed.retrace") as r:
             for _ in r:
                 pass
             r.position  # noqa: B018
     except stream.StreamError as exc:
+        message = str(exc)
+        # Every verdict names the file and where; corruption also says what was expected.
+        assert message.startswith("fuzzed.retrace: ") and exc.path == "fuzzed.retrace", message
+        assert exc.offset is not None and exc.offset <= len(data), message
+        if isinstance(exc, stream.CorruptError):
+            assert "expected" in message and str(exc.offset) in message, message
+        if isinstance(exc, stream.TruncatedError):
+            assert "interrupted" in message and str(exc.offset) in message, message
         return type(exc).__name__
     return "ok"
 

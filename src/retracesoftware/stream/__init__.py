@@ -228,7 +228,7 @@ def _parse_header(raw: dict[str, Any], version: tuple[int, int], name: str) -> H
     for key, kind in _HEADER_FIELDS.items():
         if not isinstance(raw.get(key), kind):
             raise CorruptError(
-                f"{name}: corrupt header: expected the field {key!r} of type "
+                f"{name}: corrupt header at offset 12: expected the field {key!r} of type "
                 f"{getattr(kind, '__name__', kind)}",
                 path=name,
                 offset=12,

@@ -1858,9 +1858,9 @@ const uint8_t* reader_frame(ReaderObject* self, uint8_t* kind, size_t* plen, boo
     if (left < FRAME_HEADER) {
         if (header)
             raise_stream(TruncatedError, self->path, (long long)off,
-                         "the file ends at offset %llu inside its header: the recording was "
-                         "interrupted",
-                         (unsigned long long)r->size);
+                         "the header frame at offset %llu is incomplete (the file ends at offset "
+                         "%llu): the recording was interrupted",
+                         uoff, (unsigned long long)r->size);
         else if (left == 0)
             raise_stream(TruncatedError, self->path, (long long)off,
                          "the recording ends at offset %llu after %llu events without its "
@@ -1868,9 +1868,9 @@ const uint8_t* reader_frame(ReaderObject* self, uint8_t* kind, size_t* plen, boo
                          uoff, (unsigned long long)r->events);
         else
             raise_stream(TruncatedError, self->path, (long long)off,
-                         "the recording ends at offset %llu inside a frame header, after %llu "
-                         "events: the recording was interrupted",
-                         (unsigned long long)r->size, (unsigned long long)r->events);
+                         "the frame header at offset %llu is incomplete (the file ends at offset "
+                         "%llu), after %llu events: the recording was interrupted",
+                         uoff, (unsigned long long)r->size, (unsigned long long)r->events);
         return nullptr;
     }
     std::vector<uint8_t> hbuf;
@@ -2025,7 +2025,8 @@ int Reader_init(PyObject* op, PyObject* args, PyObject* kwds) {
     size_t cmp = std::min<size_t>(have, 8);
     if (memcmp(p, MAGIC, cmp) != 0) {
         raise_stream(NotARecordingError, self->path, 0,
-                     "not a Retrace recording (it does not start with the recording magic number)");
+                     "not a Retrace recording: expected the magic number 89 52 54 52 43 0D 0A 1A "
+                     "at offset 0");
         return -1;
     }
     if (have < 12) {
