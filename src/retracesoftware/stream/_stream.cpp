@@ -425,18 +425,32 @@ struct Encoder {
             if (v >= 0) return put_op_varint(OP_INT_POS, uint64_t(v));
             return put_op_varint(OP_INT_NEG, uint64_t(-1 - v));
         }
+#if PY_VERSION_HEX >= 0x030D0000
+        // Public API from 3.13 on; the size query may over-estimate, so trim below.
+        Py_ssize_t need = PyLong_AsNativeBytes(o, nullptr, 0, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+        if (need < 0) return false;
+        size_t nbytes = size_t(need);
+#else
         size_t nbits = _PyLong_NumBits(o);
         if (nbits == size_t(-1) && PyErr_Occurred()) return false;
         size_t nbytes = nbits / 8 + 1;
+#endif
         if (!reserve(11 + nbytes)) return false;
+        uint8_t* tmp = buf + len + 11;  // convert past the header, then move into place
+#if PY_VERSION_HEX >= 0x030D0000
+        if (PyLong_AsNativeBytes(o, tmp, Py_ssize_t(nbytes), Py_ASNATIVEBYTES_LITTLE_ENDIAN) < 0)
+            return false;
+#else
+        if (_PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(o), tmp, nbytes, 1, 1) < 0)
+            return false;
+#endif
+        // Minimal two's complement: drop top bytes that only repeat the sign.
+        while (nbytes > 1 && ((tmp[nbytes - 1] == 0x00 && !(tmp[nbytes - 2] & 0x80)) ||
+                              (tmp[nbytes - 1] == 0xFF && (tmp[nbytes - 2] & 0x80))))
+            nbytes--;
         raw_u8(OP_INT_BIG);
         raw_varint(nbytes);
-#if PY_VERSION_HEX >= 0x030D0000
-        int r = _PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(o), buf + len, nbytes, 1, 1, 1);
-#else
-        int r = _PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(o), buf + len, nbytes, 1, 1);
-#endif
-        if (r < 0) return false;
+        memmove(buf + len, tmp, nbytes);
         len += nbytes;
         return true;
     }
@@ -863,7 +877,11 @@ struct Decoder {
                 if (n == 0) return corrupt_at(at, "expected a big int of at least one byte");
                 if (n > uint64_t(end - p)) return short_input(at, "a big int");
                 p += n;
+#if PY_VERSION_HEX >= 0x030D0000
+                return PyLong_FromNativeBytes(p - n, size_t(n), Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
                 return _PyLong_FromByteArray(p - n, size_t(n), 1, 1);
+#endif
             case OP_FLOAT:
                 if (end - p < 8) return short_input(at, "a float");
                 prev_float = get_le64(p);
