@@ -246,7 +246,7 @@ def test_on_bind_and_dead_handles(tmp_path: Path) -> None:
     with stream.Writer(path) as w:
         assert w.bind(sock) == 0
         w.write(sock)
-        assert w.bind(conn, 3) == 1
+        assert w.bind(conn, thread=3) == 1
         w.write([conn, sock])
         w.unbind(sock)
         w.write("after")
@@ -256,6 +256,10 @@ def test_on_bind_and_dead_handles(tmp_path: Path) -> None:
             w.unbind(sock)
         with pytest.raises(stream.StreamError, match="no identity"):
             w.bind(5)
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            w.write(1, threads=2)
+        with pytest.raises(TypeError):
+            w.write()
     calls: list[tuple[int, int]] = []
     made: dict[int, Any] = {}
 

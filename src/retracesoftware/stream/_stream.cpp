@@ -1528,23 +1528,31 @@ PyObject* writer_finish(WriterObject* self, bool ok, const Encoder::Mark& mk, ui
     Py_RETURN_NONE;
 }
 
+// Parse (value, thread=None) given positionally or with thread as keyword.
+bool parse_value_thread(const char* fname, PyObject* const* args, Py_ssize_t nargs,
+                        PyObject* kwnames, PyObject** thread) {
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    *thread = nullptr;
+    if (nargs < 1 || nargs + nkw > 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes an object and an optional thread", fname);
+        return false;
+    }
+    if (nargs == 2) *thread = args[1];
+    if (nkw) {
+        PyObject* key = PyTuple_GET_ITEM(kwnames, 0);
+        if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "thread") != 0) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, key);
+            return false;
+        }
+        *thread = args[1];
+    }
+    return true;
+}
+
 PyObject* Writer_write(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     WriterObject* self = reinterpret_cast<WriterObject*>(op);
-    PyObject* thread = nullptr;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs + nkw < 1 || nargs + nkw > 2 || nargs < 1) {
-        PyErr_SetString(PyExc_TypeError, "write(value, thread=None) takes 1 or 2 arguments");
-        return nullptr;
-    }
-    if (nargs == 2) thread = args[1];
-    if (nkw) {
-        if (!PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) ||
-            PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "thread") != 0 || nargs == 2) {
-            PyErr_SetString(PyExc_TypeError, "write() got an unexpected keyword argument");
-            return nullptr;
-        }
-        thread = args[1];
-    }
+    PyObject* thread;
+    if (!parse_value_thread("write", args, nargs, kwnames, &thread)) return nullptr;
     if (!writer_acquire(self)) return nullptr;
     if (!writer_check_open(self)) {
         writer_release(self);
@@ -1565,11 +1573,8 @@ PyObject* Writer_write(PyObject* op, PyObject* const* args, Py_ssize_t nargs, Py
 
 PyObject* Writer_bind(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     WriterObject* self = reinterpret_cast<WriterObject*>(op);
-    static_cast<void>(kwnames);
-    if (nargs < 1 || nargs > 2 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "bind(obj, thread=None) takes 1 or 2 positional arguments");
-        return nullptr;
-    }
+    PyObject* thread;
+    if (!parse_value_thread("bind", args, nargs, kwnames, &thread)) return nullptr;
     PyObject* obj = args[0];
     PyTypeObject* t = Py_TYPE(obj);
     if (obj == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyFloat_Type ||
@@ -1593,7 +1598,7 @@ PyObject* Writer_bind(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyO
     }
     Encoder::Mark mk = w->enc.mark();
     uint64_t old_tid = w->cur_tid;
-    bool ok = writer_thread_switch(w, nargs == 2 ? args[1] : nullptr) && w->enc.reserve(1);
+    bool ok = writer_thread_switch(w, thread) && w->enc.reserve(1);
     uint64_t h = w->next_handle;
     if (ok) {
         w->enc.raw_u8(OP_BIND);
