@@ -468,16 +468,12 @@ rk_make_shadow(PyTypeObject *base, const char *name, PyType_Slot *slots)
         Py_DECREF(type);
         return NULL;
     }
-    PyObject *module = PyUnicode_FromString("reaktome");
+    /* The spec name is dotted (reaktome.list) so that __module__ and repr(type)
+     * tell the shadow apart; tp_name, which error messages quote, stays the
+     * builtin's so that messages are unchanged.  Both strings are static. */
+    type->tp_name = base->tp_name;
     PyObject *doc = PyObject_GetAttrString((PyObject *)base, "__doc__");
-    int rc = (module == NULL || doc == NULL) ? -1 : 0;
-    if (rc == 0) {
-        rc = PyDict_SetItemString(type->tp_dict, "__module__", module);
-    }
-    if (rc == 0) {
-        rc = PyDict_SetItemString(type->tp_dict, "__doc__", doc);
-    }
-    Py_XDECREF(module);
+    int rc = doc == NULL ? -1 : PyDict_SetItemString(type->tp_dict, "__doc__", doc);
     Py_XDECREF(doc);
     if (rc < 0) {
         Py_DECREF(type);

@@ -285,7 +285,7 @@ reaktome_patch_dict(PyObject *m)
             {Py_nb_inplace_or, (void *)rk_dict_inplace_or},
             {0, NULL},
         };
-        rk_dict_shadow = rk_make_shadow(&PyDict_Type, "dict", slots);
+        rk_dict_shadow = rk_make_shadow(&PyDict_Type, "reaktome.dict", slots);
         if (rk_dict_shadow == NULL) {
             return -1;
         }

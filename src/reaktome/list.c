@@ -492,7 +492,7 @@ reaktome_patch_list(PyObject *m)
             {Py_sq_inplace_repeat, (void *)rk_list_inplace_repeat},
             {0, NULL},
         };
-        rk_list_shadow = rk_make_shadow(&PyList_Type, "list", slots);
+        rk_list_shadow = rk_make_shadow(&PyList_Type, "reaktome.list", slots);
         if (rk_list_shadow == NULL) {
             return -1;
         }

@@ -399,7 +399,7 @@ reaktome_patch_set(PyObject *m)
             {Py_nb_inplace_xor, (void *)rk_set_ixor},
             {0, NULL},
         };
-        rk_set_shadow = rk_make_shadow(&PySet_Type, "set", slots);
+        rk_set_shadow = rk_make_shadow(&PySet_Type, "reaktome.set", slots);
         if (rk_set_shadow == NULL) {
             return -1;
         }

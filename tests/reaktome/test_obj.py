@@ -1,0 +1,104 @@
+"""Attribute hooks on instances of Python classes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import reaktome
+
+SETATTR, DELATTR = "__reaktome_setattr__", "__reaktome_delattr__"
+
+
+class Plain:
+    pass
+
+
+class Slotted:
+    __slots__ = ("__weakref__", "x")
+
+
+class NoWeakref:
+    __slots__ = ("x",)
+
+
+class Custom:
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value * 2)
+
+
+def test_set_and_delete(rec):
+    a, b = Plain(), Plain()
+    reaktome.patch_obj(a, rec.hooks(SETATTR, DELATTR))
+    a.x = 1
+    a.x = 2
+    del a.x
+    b.x = 5
+    del b.x
+    assert rec.take() == [("setattr", "x", None, 1), ("setattr", "x", 1, 2), ("delattr", "x", 2, None)]
+    assert type(a) is Plain
+    assert a.__class__ is Plain
+    with pytest.raises(AttributeError):
+        del a.x
+    assert rec.take() == []
+
+
+def test_setattr_builtin_and_slots(rec):
+    s = Slotted()
+    reaktome.patch_obj(s, rec.hooks(SETATTR))
+    setattr(s, "x", 1)
+    s.x = 2
+    assert rec.take() == [("setattr", "x", None, 1), ("setattr", "x", 1, 2)]
+
+
+def test_custom_setattr_runs_first(rec):
+    c = Custom()
+    reaktome.patch_obj(c, rec.hooks(SETATTR))
+    c.v = 2
+    assert c.v == 4
+    assert rec.take() == [("setattr", "v", None, 2)]
+
+
+def test_failed_store_fires_nothing(rec):
+    @dataclasses.dataclass(frozen=True)
+    class Frozen:
+        x: int = 0
+
+    f = Frozen()
+    reaktome.patch_obj(f, rec.hooks(SETATTR))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.x = 3
+    assert rec.take() == []
+
+
+def test_refusals():
+    with pytest.raises(TypeError, match="weak references"):
+        reaktome.patch_obj(NoWeakref(), {SETATTR: print})
+    for bad in (1, "s", object(), Plain, len):
+        with pytest.raises(TypeError, match="instance of a class defined in Python"):
+            reaktome.patch_obj(bad, {SETATTR: print})
+    lst: list[int] = []
+    reaktome.patch_list(lst, {"__reaktome_additem__": print})
+    with pytest.raises(TypeError, match="patch_list"):
+        reaktome.patch_obj(lst, {SETATTR: print})
+    reaktome.unpatch(lst)
+    with pytest.raises(ValueError, match="unknown hook name"):
+        reaktome.patch_obj(Plain(), {"__reaktome_additem__": print})
+
+
+def test_subclass_instances_are_hooked_separately(rec):
+    class Base:
+        pass
+
+    class Sub(Base):
+        pass
+
+    b, s = Base(), Sub()
+    reaktome.patch_obj(b, rec.hooks(SETATTR))
+    s.x = 1
+    assert rec.take() == []
+    reaktome.patch_obj(s, rec.hooks(SETATTR))
+    s.x = 2
+    b.y = 3
+    assert rec.take() == [("setattr", "x", 1, 2), ("setattr", "y", None, 3)]
