@@ -102,3 +102,78 @@ def test_subclass_instances_are_hooked_separately(rec):
     s.x = 2
     b.y = 3
     assert rec.take() == [("setattr", "x", 1, 2), ("setattr", "y", None, 3)]
+
+
+def test_object_setattr_still_works_on_instrumented_classes(rec):
+    class Point:
+        pass
+
+    patched_point, other = Point(), Point()
+    reaktome.patch_obj(patched_point, rec.hooks(SETATTR))
+    object.__setattr__(other, "x", 1)
+    object.__setattr__(patched_point, "x", 1)  # an explicit base call bypasses the hook
+    assert (other.x, patched_point.x) == (1, 1)
+    other.__setattr__("y", 2)
+    patched_point.__setattr__("y", 2)
+    assert rec.take() == [("setattr", "y", None, 2)]
+
+
+def test_super_chain_fires_once(rec):
+    class Base:
+        def __setattr__(self, name, value):
+            super().__setattr__(name, value + 1)
+
+    class Sub(Base):
+        def __setattr__(self, name, value):
+            super().__setattr__(name, value * 10)
+
+    base, sub = Base(), Sub()
+    reaktome.patch_obj(base, rec.hooks(SETATTR))
+    reaktome.patch_obj(sub, rec.hooks(SETATTR))
+    base.v = 1
+    sub.v = 1
+    assert (base.v, sub.v) == (2, 11)
+    assert rec.take() == [("setattr", "v", None, 1), ("setattr", "v", None, 1)]
+
+
+def test_class_stays_usable_after_patching(rec):
+    @dataclasses.dataclass(frozen=True)
+    class Frozen:
+        x: int = 0
+
+    first = Frozen(1)
+    reaktome.patch_obj(first, rec.hooks(SETATTR))
+    second = Frozen(2)  # frozen dataclasses use object.__setattr__ in __init__
+    assert dataclasses.replace(second, x=3).x == 3
+    assert rec.take() == []
+
+
+def test_delattr_hook_and_wrong_calls(rec):
+    a = Plain()
+    reaktome.patch_obj(a, rec.hooks(DELATTR))
+    a.x = 1
+    del a.x
+    assert rec.take() == [("delattr", "x", 1, None)]
+    with pytest.raises(TypeError):
+        a.__setattr__("x")
+    with pytest.raises(TypeError):
+        a.__delattr__("x", 1)
+    with pytest.raises(TypeError):
+        setattr(a, 1, 2)
+    assert rec.take() == []
+
+
+def test_unpatch_and_none_removal(rec):
+    a = Plain()
+    reaktome.patch_obj(a, rec.hooks(SETATTR, DELATTR))
+    reaktome.patch_obj(a, {SETATTR: None})
+    assert set(reaktome.hooks(a)) == {DELATTR}
+    a.x = 1
+    del a.x
+    assert rec.take() == [("delattr", "x", 1, None)]
+    assert reaktome.unpatch(a) is True
+    assert reaktome.unpatch(a) is False
+    assert reaktome.hooks(a) is None
+    a.x = 2
+    del a.x
+    assert rec.take() == []
