@@ -15,7 +15,14 @@ DISCARD = "__reaktome_discarditem__"
 SETATTR = "__reaktome_setattr__"
 DELATTR = "__reaktome_delattr__"
 
-SHORT = {ADD: "add", SET: "set", DEL: "del", DISCARD: "discard", SETATTR: "setattr", DELATTR: "delattr"}
+SHORT = {
+    ADD: "add",
+    SET: "set",
+    DEL: "del",
+    DISCARD: "discard",
+    SETATTR: "setattr",
+    DELATTR: "delattr",
+}
 
 
 class Recorder:

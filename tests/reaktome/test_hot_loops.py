@@ -18,7 +18,11 @@ import reaktome
 
 N = 10_000
 ADD, SET, DEL = "__reaktome_additem__", "__reaktome_setitem__", "__reaktome_delitem__"
-DISCARD, SETATTR, DELATTR = "__reaktome_discarditem__", "__reaktome_setattr__", "__reaktome_delattr__"
+DISCARD, SETATTR, DELATTR = (
+    "__reaktome_discarditem__",
+    "__reaktome_setattr__",
+    "__reaktome_delattr__",
+)
 
 
 class Obj:
@@ -166,7 +170,9 @@ CASES: list[tuple[Callable[..., None], Callable[[], Any], Callable[..., None], s
 ]
 
 
-@pytest.mark.parametrize(("loop", "make", "patch", "name"), CASES, ids=[c[0].__name__ for c in CASES])
+@pytest.mark.parametrize(
+    ("loop", "make", "patch", "name"), CASES, ids=[c[0].__name__ for c in CASES]
+)
 def test_specialised_loops_fire_every_time(loop, make, patch, name):
     calls: list[Any] = []
 

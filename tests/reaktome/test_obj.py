@@ -36,7 +36,11 @@ def test_set_and_delete(rec):
     del a.x
     b.x = 5
     del b.x
-    assert rec.take() == [("setattr", "x", None, 1), ("setattr", "x", 1, 2), ("delattr", "x", 2, None)]
+    assert rec.take() == [
+        ("setattr", "x", None, 1),
+        ("setattr", "x", 1, 2),
+        ("delattr", "x", 2, None),
+    ]
     assert type(a) is Plain
     assert a.__class__ is Plain
     with pytest.raises(AttributeError):
@@ -47,7 +51,7 @@ def test_set_and_delete(rec):
 def test_setattr_builtin_and_slots(rec):
     s = Slotted()
     reaktome.patch_obj(s, rec.hooks(SETATTR))
-    setattr(s, "x", 1)
+    setattr(s, "x", 1)  # noqa: B010 - the builtin path on purpose
     s.x = 2
     assert rec.take() == [("setattr", "x", None, 1), ("setattr", "x", 1, 2)]
 
