@@ -18,8 +18,39 @@
 
 /* Registry of instrumented classes: key = class, hooks = tuple of the
  * class's own (__setattr__, __delattr__) before instrumentation (None when it
- * had none), wr = weak reference to the class (its callback drops the entry). */
+ * had none), wr = weak reference to the class (its callback drops the entry),
+ * fn = an rk_resolve_cache. */
 static rk_table rk_types;
+
+/* The implementations resolved for the last instance type seen, valid while
+ * that type keeps its version tag (any change to a class dict along its MRO
+ * gives it a new one; tags are never reused). */
+typedef struct {
+    PyTypeObject *type;
+    unsigned int version;
+    PyObject *impl[2]; /* owned: [0] setattr, [1] delattr */
+} rk_resolve_cache;
+
+static unsigned int
+valid_version(PyTypeObject *type)
+{
+#if PY_VERSION_HEX < 0x030D0000
+    if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0;
+    }
+#endif
+    return type->tp_version_tag;
+}
+
+static void
+free_cache(rk_resolve_cache *cache)
+{
+    if (cache != NULL) {
+        Py_XDECREF(cache->impl[0]);
+        Py_XDECREF(cache->impl[1]);
+        PyMem_Free(cache);
+    }
+}
 
 static PyObject *str_setattr_name; /* "__setattr__" */
 static PyObject *str_delattr_name; /* "__delattr__" */
@@ -61,7 +92,7 @@ own_attribute(PyTypeObject *type, PyObject *name)
  * had before instrumentation, else the next definition along type(self)'s
  * MRO (instrumented classes contribute their saved originals).  New ref. */
 static PyObject *
-resolve_original(PyObject *self, PyTypeObject *cls, PyObject *name, int which)
+resolve_walk(PyObject *self, PyTypeObject *cls, PyObject *name, int which)
 {
     PyObject *mro = Py_TYPE(self)->tp_mro;
     Py_ssize_t n = PyTuple_GET_SIZE(mro), start = 0;
@@ -83,7 +114,43 @@ resolve_original(PyObject *self, PyTypeObject *cls, PyObject *name, int which)
             return Py_NewRef(found);
         }
     }
-    return Py_NewRef(own_attribute(&PyBaseObject_Type, name));
+    return Py_XNewRef(own_attribute(&PyBaseObject_Type, name));
+}
+
+static PyObject *
+resolve_original(PyObject *self, PyTypeObject *cls, PyObject *name, int which)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    unsigned int version = valid_version(type);
+    rk_entry *e = rk_table_find(&rk_types, cls);
+    rk_resolve_cache *cache = e ? (rk_resolve_cache *)e->fn : NULL;
+    if (cache != NULL && version != 0 && cache->type == type && cache->version == version &&
+        cache->impl[which] != NULL) {
+        return Py_NewRef(cache->impl[which]);
+    }
+    PyObject *impl = resolve_walk(self, cls, name, which);
+    if (impl == NULL || version == 0 || valid_version(type) != version) {
+        return impl;
+    }
+    e = rk_table_find(&rk_types, cls);
+    cache = e ? (rk_resolve_cache *)e->fn : NULL;
+    if (cache == NULL) {
+        return impl;
+    }
+    PyObject *stale[3] = {NULL, NULL, cache->impl[which]};
+    if (cache->type != type || cache->version != version) {
+        stale[0] = cache->impl[0];
+        stale[1] = cache->impl[1];
+        stale[2] = NULL;
+        cache->impl[0] = cache->impl[1] = NULL;
+        cache->type = type;
+        cache->version = version;
+    }
+    cache->impl[which] = Py_NewRef(impl);
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(stale[i]);
+    }
+    return impl;
 }
 
 /* Run the original store (value != NULL) or delete.  0 or -1. */
@@ -273,6 +340,7 @@ forget_type(PyObject *address, PyObject *ref)
         rk_table_take(&rk_types, key, &old);
         Py_XDECREF(old.hooks);
         Py_XDECREF(old.wr);
+        free_cache((rk_resolve_cache *)old.fn);
     }
     Py_RETURN_NONE;
 }
@@ -320,8 +388,13 @@ instrument_type(PyTypeObject *type)
         Py_DECREF(saved);
         return -1;
     }
-    rk_entry *e = rk_table_insert(&rk_types, type);
+    rk_resolve_cache *cache = PyMem_Calloc(1, sizeof(rk_resolve_cache));
+    rk_entry *e = cache ? rk_table_insert(&rk_types, type) : NULL;
     if (e == NULL) {
+        if (cache == NULL) {
+            PyErr_NoMemory();
+        }
+        PyMem_Free(cache);
         Py_DECREF(del_descr);
         Py_DECREF(set_descr);
         Py_DECREF(ref);
@@ -330,6 +403,7 @@ instrument_type(PyTypeObject *type)
     }
     e->hooks = saved;
     e->wr = ref;
+    e->fn = cache;
     /* type.__setattr__ (not the metaclass's) updates the slots of the class
      * and its subclasses and gives them new type versions. */
     setattrofunc type_setattro = PyType_Type.tp_setattro;
@@ -352,6 +426,7 @@ instrument_type(PyTypeObject *type)
         if (rk_table_take(&rk_types, type, &old)) {
             Py_XDECREF(old.hooks);
             Py_XDECREF(old.wr);
+            free_cache((rk_resolve_cache *)old.fn);
         }
         rk_exc_restore(&exc);
         return -1;

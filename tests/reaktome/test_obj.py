@@ -181,3 +181,52 @@ def test_unpatch_and_none_removal(rec):
     a.x = 2
     del a.x
     assert rec.take() == []
+
+
+def test_later_changes_to_base_classes_are_honoured(rec):
+    class Base:
+        pass
+
+    class Cls(Base):
+        pass
+
+    patched, neighbour = Cls(), Cls()
+    reaktome.patch_obj(patched, rec.hooks(SETATTR))
+    for obj in (patched, neighbour):
+        obj.x = 1
+
+    def doubling(self, name, value):
+        object.__setattr__(self, name, value * 2)
+
+    Base.__setattr__ = doubling
+    for obj in (patched, neighbour):
+        obj.y = 2
+    assert (patched.y, neighbour.y) == (4, 4)
+    del Base.__setattr__
+    patched.z = 3
+    assert patched.z == 3
+    assert rec.take() == [
+        ("setattr", "x", None, 1),
+        ("setattr", "y", None, 2),
+        ("setattr", "z", None, 3),
+    ]
+
+
+def test_instrumented_class_can_die():
+    import gc
+
+    from reaktome import _reaktome
+
+    gc.collect()
+    before = _reaktome._table_stats()["classes"]
+
+    def make_and_patch() -> None:
+        cls = type("Temporary", (), {})
+        obj = cls()
+        reaktome.patch_obj(obj, {SETATTR: lambda *a: None})
+        obj.v = 1
+        assert _reaktome._table_stats()["classes"] == before + 1
+
+    make_and_patch()
+    gc.collect()
+    assert _reaktome._table_stats()["classes"] == before
