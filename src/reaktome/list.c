@@ -390,6 +390,12 @@ rk_list_reverse(PyObject *self, PyObject *Py_UNUSED(ignored))
 static int
 rk_list_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
+    /* list.__init__ refuses keywords only for lists and types sharing its
+     * tp_new; a patched list must keep refusing them. */
+    if (kwds != NULL && PyDict_Check(kwds) && PyDict_GET_SIZE(kwds) > 0) {
+        PyErr_SetString(PyExc_TypeError, "list() takes no keyword arguments");
+        return -1;
+    }
     if (!wants_any(self)) {
         return base_init(self, args, kwds);
     }

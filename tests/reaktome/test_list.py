@@ -187,6 +187,9 @@ def test_init_on_existing_list(rec):
     lst.__init__([1, 5])
     assert lst == [1, 5]
     assert rec.take() == [("set", 1, 2, 5), ("del", 2, 3, None)]
+    with pytest.raises(TypeError, match="keyword"):
+        lst.__init__(iterable=[1])
+    assert lst == [1, 5]
 
 
 def test_pickle_copy_and_constructor_give_plain_lists(rec):
