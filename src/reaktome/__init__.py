@@ -7,10 +7,19 @@ every element added to *that* list; every other list behaves exactly as before. 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-
 from reaktome import _reaktome
+
+# The package imports nothing else at run time: importing it must not disturb the process it
+# watches (not even by loading typing).  Type checkers read the block below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, TypeVar
+
+    Hook = Callable[[Any, Any, Any, Any], object]
+    """A hook: called as ``hook(instance, key, old, new)`` after the mutation."""
+
+    _T = TypeVar("_T")
 
 __all__ = [
     "HOOK_NAMES",
@@ -23,9 +32,6 @@ __all__ = [
     "unpatch",
 ]
 
-Hook = Callable[[Any, Any, Any, Any], object]
-"""A hook: called as ``hook(instance, key, old, new)`` after the mutation; its result is ignored."""
-
 HOOK_NAMES: dict[str, tuple[str, ...]] = {
     "list": ("__reaktome_additem__", "__reaktome_setitem__", "__reaktome_delitem__"),
     "dict": ("__reaktome_additem__", "__reaktome_setitem__", "__reaktome_delitem__"),
@@ -34,15 +40,23 @@ HOOK_NAMES: dict[str, tuple[str, ...]] = {
 }
 """The hook names each ``patch_*`` function accepts."""
 
-_T = TypeVar("_T")
+
+def __getattr__(name: str) -> object:
+    if name == "Hook":  # built on first use, so that typing is only imported when needed
+        from collections.abc import Callable
+        from typing import Any
+
+        return Callable[[Any, Any, Any, Any], object]
+    raise AttributeError(f"module 'reaktome' has no attribute {name!r}")
 
 
 def _as_dict(hooks: Mapping[str, Hook | None], func: str) -> dict[str, Hook | None]:
     if isinstance(hooks, dict):
         return hooks
-    if not isinstance(hooks, Mapping):
+    kind = type(hooks)
+    if not (hasattr(kind, "keys") and hasattr(kind, "__getitem__")):
         raise TypeError(
-            f"{func}() argument 2 must be a mapping of hook callables, not {type(hooks).__name__}"
+            f"{func}() argument 2 must be a mapping of hook callables, not {kind.__name__}"
         )
     return dict(hooks)
 

@@ -104,3 +104,19 @@ def test_type_of_plain_instances_unchanged():
     assert vars(list)["append"] is list.append
     reaktome.unpatch(lst)
     assert type(lst) is list
+
+
+def test_import_loads_nothing_else():
+    code = (
+        "import sys; before = set(sys.modules); import reaktome; "
+        "new = sorted(set(sys.modules) - before); import json; print(json.dumps(new))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    # __future__ is the compiler's (tiny) module for `from __future__ import annotations`.
+    assert set(json.loads(out)) <= {"__future__", "reaktome", "reaktome._reaktome"}
+
+
+def test_hook_alias_is_available():
+    assert "Callable" in repr(reaktome.Hook)
