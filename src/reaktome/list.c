@@ -42,12 +42,8 @@ wants_any(PyObject *self)
 static PyObject *
 private_items(PyObject *iterable)
 {
-    if (PyTuple_CheckExact(iterable)) {
-        return Py_NewRef(iterable);
-    }
-    if (PyList_Check(iterable)) {
-        return PyList_AsTuple(iterable);
-    }
+    /* Exact lists are copied directly; anything else, list subclasses
+     * included, is iterated as list.extend would. */
     return PySequence_Tuple(iterable);
 }
 

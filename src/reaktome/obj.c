@@ -480,11 +480,12 @@ py_patch_obj(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             Py_DECREF(valid);
             return NULL;
         }
-        if (instrument_type(type) < 0) {
-            Py_DECREF(ref);
-            Py_DECREF(valid);
-            return NULL;
-        }
+    }
+    /* Also for an instance patched before: its class may have been reassigned. */
+    if (instrument_type(type) < 0) {
+        Py_XDECREF(ref);
+        Py_DECREF(valid);
+        return NULL;
     }
     PyObject *garbage[3] = {NULL, NULL, NULL};
     int state = activation_merge(obj, valid, ref, garbage);

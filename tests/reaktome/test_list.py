@@ -211,3 +211,16 @@ def test_pickle_copy_and_constructor_give_plain_lists(rec):
     assert lst.__class__ is list
     assert isinstance(lst, list)
     assert rec.take() == []
+
+
+def test_extend_from_list_subclass_uses_its_iterator(rec):
+    class Backwards(list):
+        def __iter__(self):
+            return reversed(list.__iter__(self).__reduce__()[1][0])
+
+    lst = patched(rec)
+    lst.extend(Backwards([1, 2]))
+    plain: list[int] = []
+    plain.extend(Backwards([1, 2]))
+    assert lst == plain == [2, 1]
+    assert rec.take() == [("add", 0, None, 2), ("add", 1, None, 1)]

@@ -230,3 +230,18 @@ def test_instrumented_class_can_die():
     make_and_patch()
     gc.collect()
     assert _reaktome._table_stats()["classes"] == before
+
+
+def test_repatch_after_class_reassignment(rec):
+    class First:
+        pass
+
+    class Second:
+        pass
+
+    obj = First()
+    reaktome.patch_obj(obj, rec.hooks(SETATTR))
+    obj.__class__ = Second
+    reaktome.patch_obj(obj, rec.hooks(SETATTR))
+    obj.v = 1
+    assert rec.take() == [("setattr", "__class__", None, Second), ("setattr", "v", None, 1)]
