@@ -5,6 +5,7 @@
 PyTypeObject *rk_set_shadow;
 
 static initproc base_init;
+static PyObject *base_update, *base_difference_update;
 static PyObject *base_discard, *base_remove, *base_pop, *base_clear, *base_intersection_update,
     *base_symmetric_difference_update;
 
@@ -22,49 +23,116 @@ add_hooked(PyObject *self, PyObject *element)
     return 0;
 }
 
-/* Add every element of every iterable (each materialised first, so s |= s and
- * s.update(s) read a stable source). */
-static int
-update_hooked(PyObject *self, PyObject *const *others, Py_ssize_t n)
+/* Arguments for a base bulk method: sets, frozensets and exact dicts are
+ * passed as they are (the base type merges them specially, and that decides
+ * the table layout, hence the iteration order); any other iterable is read
+ * once into a tuple, which the base type consumes element by element exactly
+ * as it would the iterable.  New tuple. */
+static PyObject *
+stable_args(PyObject *const *args, Py_ssize_t nargs)
 {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *items = PySequence_Tuple(others[i]);
-        if (items == NULL) {
-            return -1;
-        }
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(items); j++) {
-            if (add_hooked(self, PyTuple_GET_ITEM(items, j)) < 0) {
-                Py_DECREF(items);
-                return -1;
-            }
-        }
-        Py_DECREF(items);
+    PyObject *out = PyTuple_New(nargs);
+    if (out == NULL) {
+        return NULL;
     }
-    return 0;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyObject *arg = args[i];
+        PyObject *stable = (PyAnySet_Check(arg) || PyDict_CheckExact(arg)) ? Py_NewRef(arg)
+                                                                           : PySequence_Tuple(arg);
+        if (stable == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, stable);
+    }
+    return out;
 }
 
-static int
-difference_update_hooked(PyObject *self, PyObject *const *others, Py_ssize_t n)
+/* The elements the bulk operation will add (adding) or remove (!adding), in
+ * the order the base type processes them, without duplicates.  Collection
+ * stops quietly at the first element that cannot be looked up (unhashable):
+ * the base method stops there too, with the proper error. */
+static PyObject *
+candidates(PyObject *self, PyObject *stable, int adding)
 {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *items = PySequence_Tuple(others[i]);
-        if (items == NULL) {
-            return -1;
-        }
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(items); j++) {
-            PyObject *element = PyTuple_GET_ITEM(items, j);
-            int rc = PySet_Discard(self, element);
-            if (rc < 0) {
-                Py_DECREF(items);
-                return -1;
-            }
-            if (rc == 1) {
-                reaktome_call_dunder(self, rk_discarditem, element, NULL, NULL);
-            }
-        }
-        Py_DECREF(items);
+    PyObject *found = PyList_New(0);
+    PyObject *seen = PySet_New(NULL);
+    if (found == NULL || seen == NULL) {
+        Py_XDECREF(found);
+        Py_XDECREF(seen);
+        return NULL;
     }
-    return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(stable); i++) {
+        PyObject *it = PyObject_GetIter(PyTuple_GET_ITEM(stable, i));
+        if (it == NULL) {
+            goto stop;
+        }
+        PyObject *element;
+        while ((element = PyIter_Next(it)) != NULL) {
+            int present = PySet_Contains(self, element);
+            int fresh = present < 0 ? -1 : PySet_Contains(seen, element);
+            int take = fresh == 0 && (adding ? present == 0 : present == 1);
+            if (present < 0 || fresh < 0 ||
+                (take && (PySet_Add(seen, element) < 0 || PyList_Append(found, element) < 0))) {
+                Py_DECREF(element);
+                Py_DECREF(it);
+                goto stop;
+            }
+            Py_DECREF(element);
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) {
+            goto stop;
+        }
+    }
+    Py_DECREF(seen);
+    return found;
+stop:
+    if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        Py_DECREF(found);
+        Py_DECREF(seen);
+        return NULL;
+    }
+    PyErr_Clear();
+    Py_DECREF(seen);
+    return found;
+}
+
+/* update / difference_update (and |= / -=): the base method does the work,
+ * so the table ends up exactly as for a plain set; the hooks report the
+ * candidates whose membership really changed (also after a failure). */
+static PyObject *
+bulk_hooked(PyObject *self, PyObject *descr, PyObject *const *args, Py_ssize_t nargs, int adding)
+{
+    if (!activation_has_hook(self, adding ? rk_additem : rk_discarditem)) {
+        return rk_call_base(descr, self, args, (size_t)nargs, NULL);
+    }
+    PyObject *stable = stable_args(args, nargs);
+    if (stable == NULL) {
+        return NULL;
+    }
+    PyObject *moving = candidates(self, stable, adding);
+    if (moving == NULL) {
+        Py_DECREF(stable);
+        return NULL;
+    }
+    PyObject *res = rk_call_base(descr, self, &PyTuple_GET_ITEM(stable, 0), (size_t)nargs, NULL);
+    rk_saved_exc saved;
+    rk_exc_save(&saved);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(moving); i++) {
+        PyObject *element = PyList_GET_ITEM(moving, i);
+        int present = PySet_Contains(self, element);
+        if (present < 0) {
+            PyErr_WriteUnraisable(self);
+        }
+        else if (present == adding) {
+            reaktome_call_dunder(self, adding ? rk_additem : rk_discarditem, element, NULL, NULL);
+        }
+    }
+    rk_exc_restore(&saved);
+    Py_DECREF(moving);
+    Py_DECREF(stable);
+    return res;
 }
 
 /* Fire discarditem for elements of before that left self, then additem for
@@ -148,19 +216,13 @@ rk_set_add(PyObject *self, PyObject *element)
 static PyObject *
 rk_set_update(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (update_hooked(self, args, nargs) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return bulk_hooked(self, base_update, args, nargs, 1);
 }
 
 static PyObject *
 rk_set_difference_update(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (difference_update_hooked(self, args, nargs) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return bulk_hooked(self, base_difference_update, args, nargs, 0);
 }
 
 static PyObject *
@@ -214,29 +276,32 @@ rk_set_symmetric_difference_update(PyObject *self, PyObject *other)
     return diff_hooked(self, base_symmetric_difference_update, &other, 1, 1);
 }
 
-/* In-place operators accept only sets and frozensets, like the base type. */
+/* In-place operators accept only sets and frozensets, like the base type;
+ * set.update / set.difference_update do what they do for one argument. */
 static PyObject *
-rk_set_ior(PyObject *self, PyObject *other)
+inplace_bulk(PyObject *self, PyObject *descr, PyObject *other, int adding)
 {
     if (!PyAnySet_Check(other)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    if (update_hooked(self, &other, 1) < 0) {
+    PyObject *res = bulk_hooked(self, descr, &other, 1, adding);
+    if (res == NULL) {
         return NULL;
     }
+    Py_DECREF(res);
     return Py_NewRef(self);
+}
+
+static PyObject *
+rk_set_ior(PyObject *self, PyObject *other)
+{
+    return inplace_bulk(self, base_update, other, 1);
 }
 
 static PyObject *
 rk_set_isub(PyObject *self, PyObject *other)
 {
-    if (!PyAnySet_Check(other)) {
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    if (difference_update_hooked(self, &other, 1) < 0) {
-        return NULL;
-    }
-    return Py_NewRef(self);
+    return inplace_bulk(self, base_difference_update, other, 0);
 }
 
 static PyObject *
@@ -374,7 +439,9 @@ reaktome_patch_set(PyObject *m)
         struct {
             PyObject **slot;
             const char *name;
-        } methods[] = {{&base_discard, "discard"},
+        } methods[] = {{&base_update, "update"},
+                       {&base_difference_update, "difference_update"},
+                       {&base_discard, "discard"},
                        {&base_remove, "remove"},
                        {&base_pop, "pop"},
                        {&base_clear, "clear"},
