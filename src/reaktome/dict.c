@@ -57,63 +57,152 @@ rk_dict_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
     return 0;
 }
 
-/* Apply the (private) dict staged to self, one hooked assignment per key. */
-static int
-apply_staged(PyObject *self, PyObject *staged)
+/* update, |= and __init__ run the base implementation on self, so the table
+ * grows exactly as for a plain dict.  To know what it assigns, the same
+ * arguments are first applied to a private dict: a single-use iterable of
+ * pairs is read into a list beforehand so that both runs see the same pairs
+ * (mappings are read twice).  Each event reports the value the base stored. */
+
+typedef struct {
+    PyObject *const *args; /* positional arguments then keyword values */
+    Py_ssize_t nargs;
+    PyObject *kwnames;
+    PyObject *other;  /* for |= */
+    PyObject *tuple;  /* for __init__ */
+    PyObject *kwargs; /* for __init__ */
+    int kind;         /* 0 update, 1 |=, 2 __init__ */
+} update_call;
+
+static PyObject *
+apply_update(PyObject *target, update_call *call)
 {
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(staged, &pos, &key, &value)) {
-        Py_INCREF(key);
-        Py_INCREF(value);
-        int rc = setitem_hooked(self, key, value);
-        Py_DECREF(key);
-        Py_DECREF(value);
-        if (rc < 0) {
-            return -1;
-        }
+    switch (call->kind) {
+    case 0:
+        return rk_call_base(base_update, target, call->args, (size_t)call->nargs, call->kwnames);
+    case 1:
+        return base_inplace_or(target, call->other);
+    default:
+        return base_init(target, call->tuple, call->kwargs) < 0 ? NULL : Py_NewRef(Py_None);
     }
-    return 0;
 }
 
-/* The base implementation parses the arguments into a fresh dict (identical
- * argument handling and error messages, and d.update(d) reads a stable
- * source); its entries are then assigned to self through the hooks.  Entries
- * collected before an error are still applied, like the base method does. */
-static int
-finish_staged(PyObject *self, PyObject *staged, int failed)
+/* A source both runs read identically: dicts and mappings as they are, any
+ * other iterable as a list of its items.  New reference. */
+static PyObject *
+stable_source(PyObject *arg)
 {
-    if (failed) {
-        rk_saved_exc saved;
-        rk_exc_save(&saved);
-        if (apply_staged(self, staged) < 0) {
-            PyErr_WriteUnraisable(self);
-        }
-        rk_exc_restore(&saved);
-        Py_DECREF(staged);
-        return -1;
+    if (PyDict_CheckExact(arg)) {
+        return Py_NewRef(arg);
     }
-    int rc = apply_staged(self, staged);
+    PyObject *keys = PyObject_GetAttrString(arg, "keys");
+    if (keys != NULL) {
+        Py_DECREF(keys);
+        return Py_NewRef(arg);
+    }
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return NULL;
+    }
+    PyErr_Clear();
+    return PySequence_List(arg);
+}
+
+static PyObject *absent; /* marks "no previous value" */
+
+static PyObject *
+update_hooked(PyObject *self, update_call *call)
+{
+    PyObject *staged = PyDict_New();
+    if (staged == NULL) {
+        return NULL;
+    }
+    PyObject *res = apply_update(staged, call);
+    if (res == NULL) {
+        /* The real run below fails at the same place and raises the error. */
+        if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+            Py_DECREF(staged);
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    Py_XDECREF(res);
+    PyObject *keys = PyDict_Keys(staged);
+    Py_ssize_t n = keys ? PyList_GET_SIZE(keys) : 0;
+    PyObject *olds = keys ? PyList_New(n) : NULL;
+    if (olds == NULL) {
+        Py_XDECREF(keys);
+        Py_DECREF(staged);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *old = PyDict_GetItemWithError(self, PyList_GET_ITEM(keys, i));
+        if (old == NULL && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        PyList_SET_ITEM(olds, i, Py_NewRef(old ? old : absent));
+    }
+    res = apply_update(self, call);
+    rk_saved_exc saved;
+    rk_exc_save(&saved);
+    /* Read every stored value before any hook can run. */
+    PyObject *news = PyList_New(n);
+    if (news == NULL) {
+        PyErr_WriteUnraisable(self);
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *now = PyDict_GetItemWithError(self, PyList_GET_ITEM(keys, i));
+            if (now == NULL && PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+            PyList_SET_ITEM(news, i, Py_NewRef(now ? now : absent));
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *key = PyList_GET_ITEM(keys, i);
+            PyObject *old = PyList_GET_ITEM(olds, i), *now = PyList_GET_ITEM(news, i);
+            if (now == absent) {
+                continue;
+            }
+            if (old == absent) {
+                reaktome_call_dunder(self, rk_additem, key, NULL, now);
+            }
+            else {
+                reaktome_call_dunder(self, rk_setitem, key, old, now);
+            }
+        }
+        Py_DECREF(news);
+    }
+    rk_exc_restore(&saved);
+    Py_DECREF(olds);
+    Py_DECREF(keys);
     Py_DECREF(staged);
-    return rc;
+    return res;
 }
 
 static PyObject *
 rk_dict_update(PyObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    if (!activation_has_hook(self, rk_additem) && !activation_has_hook(self, rk_setitem)) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if ((!activation_has_hook(self, rk_additem) && !activation_has_hook(self, rk_setitem)) ||
+        nargs > 1) {
         return rk_call_base(base_update, self, args, (size_t)nargsf, kwnames);
     }
-    PyObject *staged = PyDict_New();
-    if (staged == NULL) {
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *stack = PyTuple_New(nargs + nkw); /* owns the (stable) arguments */
+    if (stack == NULL) {
         return NULL;
     }
-    PyObject *res = rk_call_base(base_update, staged, args, (size_t)nargsf, kwnames);
-    Py_XDECREF(res);
-    if (finish_staged(self, staged, res == NULL) < 0) {
-        return NULL;
+    for (Py_ssize_t i = 0; i < nargs + nkw; i++) {
+        PyObject *arg = (i < nargs) ? stable_source(args[i]) : Py_NewRef(args[i]);
+        if (arg == NULL) {
+            Py_DECREF(stack);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(stack, i, arg);
     }
-    Py_RETURN_NONE;
+    update_call call = {&PyTuple_GET_ITEM(stack, 0), nargs, kwnames, NULL, NULL, NULL, 0};
+    PyObject *res = update_hooked(self, &call);
+    Py_DECREF(stack);
+    return res;
 }
 
 static PyObject *
@@ -122,34 +211,43 @@ rk_dict_inplace_or(PyObject *self, PyObject *other)
     if (!activation_has_hook(self, rk_additem) && !activation_has_hook(self, rk_setitem)) {
         return base_inplace_or(self, other);
     }
-    PyObject *staged = PyDict_New();
-    if (staged == NULL) {
+    PyObject *source = stable_source(other);
+    if (source == NULL) {
         return NULL;
     }
-    PyObject *res = base_inplace_or(staged, other);
-    if (res == Py_NotImplemented) {
-        Py_DECREF(staged);
-        return res;
-    }
-    Py_XDECREF(res);
-    if (finish_staged(self, staged, res == NULL) < 0) {
-        return NULL;
-    }
-    return Py_NewRef(self);
+    update_call call = {NULL, 0, NULL, source, NULL, NULL, 1};
+    PyObject *res = update_hooked(self, &call);
+    Py_DECREF(source);
+    return res;
 }
 
 static int
 rk_dict_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
-    if (!activation_has_hook(self, rk_additem) && !activation_has_hook(self, rk_setitem)) {
+    if ((!activation_has_hook(self, rk_additem) && !activation_has_hook(self, rk_setitem)) ||
+        PyTuple_GET_SIZE(args) > 1) {
         return base_init(self, args, kwds);
     }
-    PyObject *staged = PyDict_New();
-    if (staged == NULL) {
+    PyObject *tuple;
+    if (PyTuple_GET_SIZE(args) == 0) {
+        tuple = Py_NewRef(args);
+    }
+    else {
+        PyObject *source = stable_source(PyTuple_GET_ITEM(args, 0));
+        tuple = source ? PyTuple_Pack(1, source) : NULL;
+        Py_XDECREF(source);
+        if (tuple == NULL) {
+            return -1;
+        }
+    }
+    update_call call = {NULL, 0, NULL, NULL, tuple, kwds, 2};
+    PyObject *res = update_hooked(self, &call);
+    Py_DECREF(tuple);
+    if (res == NULL) {
         return -1;
     }
-    int rc = base_init(staged, args, kwds);
-    return finish_staged(self, staged, rc < 0);
+    Py_DECREF(res);
+    return 0;
 }
 
 static PyObject *
@@ -259,6 +357,12 @@ static PyMethodDef patch_dict_def = {
 int
 reaktome_patch_dict(PyObject *m)
 {
+    if (absent == NULL) {
+        absent = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+        if (absent == NULL) {
+            return -1;
+        }
+    }
     if (rk_dict_shadow == NULL) {
         base_ass_subscript = PyDict_Type.tp_as_mapping->mp_ass_subscript;
         base_inplace_or = PyDict_Type.tp_as_number->nb_inplace_or;

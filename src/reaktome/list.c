@@ -6,8 +6,9 @@ PyTypeObject *rk_list_shadow;
 static objobjargproc base_ass_subscript;
 static ssizeobjargproc base_ass_item;
 static ssizeargfunc base_inplace_repeat;
+static binaryfunc base_inplace_concat;
 static initproc base_init;
-static PyObject *base_pop, *base_remove, *base_clear, *base_sort, *base_reverse;
+static PyObject *base_extend, *base_pop, *base_remove, *base_clear, *base_sort, *base_reverse;
 
 /* Items old[0:m] that stood at start.. were replaced by new[0:k] (tuples).
  * With only_changed, positions holding the same object fire nothing. */
@@ -36,15 +37,6 @@ wants_any(PyObject *self)
 {
     return activation_has_hook(self, rk_additem) || activation_has_hook(self, rk_setitem) ||
            activation_has_hook(self, rk_delitem);
-}
-
-/* A private, immutable copy of an iterable's items (new reference). */
-static PyObject *
-private_items(PyObject *iterable)
-{
-    /* Exact lists are copied directly; anything else, list subclasses
-     * included, is iterated as list.extend would. */
-    return PySequence_Tuple(iterable);
 }
 
 static int
@@ -188,45 +180,49 @@ rk_list_insert(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* extend and += : the items are copied first, so lst.extend(lst) and a
- * generator reading the list both see the list as it was before the call. */
-static int
-extend_hooked(PyObject *self, PyObject *iterable)
+/* extend and += run the base implementation with the caller's iterable (so
+ * lst.extend(lst), generators and the list's capacity behave exactly as for
+ * a plain list), then report the elements that were appended. */
+static PyObject *
+extend_hooked(PyObject *self, PyObject *iterable, int inplace)
 {
-    PyObject *items = private_items(iterable);
-    if (items == NULL) {
-        return -1;
+    if (!activation_has_hook(self, rk_additem)) {
+        return inplace ? base_inplace_concat(self, iterable)
+                       : rk_call_base(base_extend, self, &iterable, 1, NULL);
     }
     Py_ssize_t n0 = PyList_GET_SIZE(self);
-    if (PyList_SetSlice(self, n0, n0, items) < 0) {
-        Py_DECREF(items);
-        return -1;
-    }
-    if (activation_has_hook(self, rk_additem)) {
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(items); j++) {
-            rk_fire_index(self, rk_additem, n0 + j, NULL, PyTuple_GET_ITEM(items, j));
+    PyObject *res = inplace ? base_inplace_concat(self, iterable)
+                            : rk_call_base(base_extend, self, &iterable, 1, NULL);
+    /* A failing iterator leaves the elements it produced before failing. */
+    rk_saved_exc saved;
+    rk_exc_save(&saved);
+    Py_ssize_t n1 = PyList_GET_SIZE(self);
+    if (n1 > n0) {
+        PyObject *added = PyList_GetSlice(self, n0, n1);
+        PyObject *items = added ? PyList_AsTuple(added) : NULL;
+        Py_XDECREF(added);
+        if (items == NULL) {
+            PyErr_WriteUnraisable(self);
+        }
+        else {
+            fire_replace(self, n0, NULL, items, 0);
+            Py_DECREF(items);
         }
     }
-    Py_DECREF(items);
-    return 0;
+    rk_exc_restore(&saved);
+    return res;
 }
 
 static PyObject *
 rk_list_extend(PyObject *self, PyObject *iterable)
 {
-    if (extend_hooked(self, iterable) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return extend_hooked(self, iterable, 0);
 }
 
 static PyObject *
 rk_list_inplace_concat(PyObject *self, PyObject *other)
 {
-    if (extend_hooked(self, other) < 0) {
-        return NULL;
-    }
-    return Py_NewRef(self);
+    return extend_hooked(self, other, 1);
 }
 
 static PyObject *
@@ -469,11 +465,12 @@ reaktome_patch_list(PyObject *m)
         base_ass_subscript = PyList_Type.tp_as_mapping->mp_ass_subscript;
         base_ass_item = PyList_Type.tp_as_sequence->sq_ass_item;
         base_inplace_repeat = PyList_Type.tp_as_sequence->sq_inplace_repeat;
+        base_inplace_concat = PyList_Type.tp_as_sequence->sq_inplace_concat;
         base_init = PyList_Type.tp_init;
         struct {
             PyObject **slot;
             const char *name;
-        } methods[] = {{&base_pop, "pop"},   {&base_remove, "remove"},
+        } methods[] = {{&base_extend, "extend"}, {&base_pop, "pop"},   {&base_remove, "remove"},
                        {&base_clear, "clear"}, {&base_sort, "sort"},
                        {&base_reverse, "reverse"}};
         for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

@@ -98,6 +98,9 @@ def test_init_on_existing_dict(rec):
     d.__init__({"a": 2}, b=3)
     assert d == {"a": 2, "b": 3}
     assert rec.take() == [("set", "a", 1, 2), ("add", "b", None, 3)]
+    d.__init__(c=4)
+    d.__init__(iter([("c", 5)]))
+    assert rec.take() == [("add", "c", None, 4), ("set", "c", 4, 5)]
 
 
 def test_pickle_copy_and_views(rec):
