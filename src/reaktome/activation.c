@@ -181,8 +181,9 @@ PyObject *
 rk_validate_hooks(PyObject *hooks, const char *func, PyObject *const *allowed, int nallowed)
 {
     if (!PyDict_Check(hooks)) {
-        PyErr_Format(PyExc_TypeError, "%s() argument 2 must be a dict of hook callables, not %.200s",
-                     func, Py_TYPE(hooks)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s() argument 2 must be a dict of hook callables, not %.200s", func,
+                     Py_TYPE(hooks)->tp_name);
         return NULL;
     }
     PyObject *out = PyDict_New();

@@ -6,7 +6,7 @@ PyTypeObject *rk_dict_shadow;
 static objobjargproc base_ass_subscript;
 static binaryfunc base_inplace_or;
 static initproc base_init;
-static PyObject *base_update, *base_setdefault, *base_pop, *base_popitem, *base_clear;
+static PyObject *base_copy, *base_update, *base_setdefault, *base_pop, *base_popitem, *base_clear;
 
 /* d[key] = value (value != NULL) with the matching hook. */
 static int
@@ -327,7 +327,15 @@ rk_dict_reduce_ex(PyObject *self, PyObject *Py_UNUSED(protocol))
     return rk_dict_reduce(self, NULL);
 }
 
+/* copy.copy(): what dict.copy() gives, exactly as for a plain dict. */
+static PyObject *
+rk_dict_copy_module(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return rk_call_base(base_copy, self, NULL, 0, NULL);
+}
+
 static PyMethodDef rk_dict_methods[] = {
+    {"__copy__", RK_CAST_FUNC(rk_dict_copy_module), METH_NOARGS, NULL},
     {"update", RK_CAST_FUNC(rk_dict_update), METH_FASTCALL | METH_KEYWORDS, NULL},
     {"setdefault", RK_CAST_FUNC(rk_dict_setdefault), METH_FASTCALL, NULL},
     {"pop", RK_CAST_FUNC(rk_dict_pop), METH_FASTCALL, NULL},
@@ -370,7 +378,9 @@ reaktome_patch_dict(PyObject *m)
         struct {
             PyObject **slot;
             const char *name;
-        } methods[] = {{&base_update, "update"}, {&base_setdefault, "setdefault"},
+        } methods[] = {{&base_copy, "copy"},
+                       {&base_update, "update"},
+                       {&base_setdefault, "setdefault"},
                        {&base_pop, "pop"},       {&base_popitem, "popitem"},
                        {&base_clear, "clear"}};
         for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

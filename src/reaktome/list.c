@@ -8,7 +8,8 @@ static ssizeobjargproc base_ass_item;
 static ssizeargfunc base_inplace_repeat;
 static binaryfunc base_inplace_concat;
 static initproc base_init;
-static PyObject *base_extend, *base_pop, *base_remove, *base_clear, *base_sort, *base_reverse;
+static PyObject *base_copy, *base_extend, *base_pop, *base_remove, *base_clear, *base_sort,
+    *base_reverse;
 
 /* Items old[0:m] that stood at start.. were replaced by new[0:k] (tuples).
  * With only_changed, positions holding the same object fire nothing. */
@@ -73,8 +74,9 @@ rk_list_ass_slice(PyObject *self, PyObject *slice, PyObject *value)
     if (value != NULL) {
         /* Materialise first (this can run Python code), with the base type's
          * error messages; the tuple is also what the hooks report. */
-        PyObject *fast = PySequence_Fast(value, step == 1 ? "can only assign an iterable"
-                                                          : "must assign iterable to extended slice");
+        const char *message = step == 1 ? "can only assign an iterable"
+                                        : "must assign iterable to extended slice";
+        PyObject *fast = PySequence_Fast(value, message);
         if (fast == NULL) {
             return -1;
         }
@@ -428,7 +430,15 @@ rk_list_reduce_ex(PyObject *self, PyObject *Py_UNUSED(protocol))
     return rk_list_reduce(self, NULL);
 }
 
+/* copy.copy(): what list.copy() gives, exactly as for a plain list. */
+static PyObject *
+rk_list_copy_module(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return rk_call_base(base_copy, self, NULL, 0, NULL);
+}
+
 static PyMethodDef rk_list_methods[] = {
+    {"__copy__", RK_CAST_FUNC(rk_list_copy_module), METH_NOARGS, NULL},
     {"append", RK_CAST_FUNC(rk_list_append), METH_O, NULL},
     {"insert", RK_CAST_FUNC(rk_list_insert), METH_FASTCALL, NULL},
     {"extend", RK_CAST_FUNC(rk_list_extend), METH_O, NULL},
@@ -470,7 +480,8 @@ reaktome_patch_list(PyObject *m)
         struct {
             PyObject **slot;
             const char *name;
-        } methods[] = {{&base_extend, "extend"}, {&base_pop, "pop"},   {&base_remove, "remove"},
+        } methods[] = {{&base_copy, "copy"},   {&base_extend, "extend"},
+                       {&base_pop, "pop"},     {&base_remove, "remove"},
                        {&base_clear, "clear"}, {&base_sort, "sort"},
                        {&base_reverse, "reverse"}};
         for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

@@ -5,7 +5,7 @@
 PyTypeObject *rk_set_shadow;
 
 static initproc base_init;
-static PyObject *base_update, *base_difference_update;
+static PyObject *base_copy, *base_update, *base_difference_update;
 static PyObject *base_discard, *base_remove, *base_pop, *base_clear, *base_intersection_update,
     *base_symmetric_difference_update;
 
@@ -399,7 +399,15 @@ rk_set_reduce_ex(PyObject *self, PyObject *Py_UNUSED(protocol))
     return rk_set_reduce(self, NULL);
 }
 
+/* copy.copy(): what set.copy() gives, exactly as for a plain set. */
+static PyObject *
+rk_set_copy_module(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return rk_call_base(base_copy, self, NULL, 0, NULL);
+}
+
 static PyMethodDef rk_set_methods[] = {
+    {"__copy__", RK_CAST_FUNC(rk_set_copy_module), METH_NOARGS, NULL},
     {"add", RK_CAST_FUNC(rk_set_add), METH_O, NULL},
     {"update", RK_CAST_FUNC(rk_set_update), METH_FASTCALL, NULL},
     {"discard", RK_CAST_FUNC(rk_set_discard), METH_O, NULL},
@@ -439,7 +447,7 @@ reaktome_patch_set(PyObject *m)
         struct {
             PyObject **slot;
             const char *name;
-        } methods[] = {{&base_update, "update"},
+        } methods[] = {{&base_copy, "copy"}, {&base_update, "update"},
                        {&base_difference_update, "difference_update"},
                        {&base_discard, "discard"},
                        {&base_remove, "remove"},

@@ -109,3 +109,17 @@ def test_repr_pickle_copy(rec):
         assert type(clone) is set
     assert s.__class__ is set
     assert rec.take() == []
+
+
+def test_copies_have_the_plain_iteration_order(rec):
+    import copy
+    import pickle
+
+    plain, patched_set = set(range(0, 60, 7)), set(range(0, 60, 7))
+    reaktome.patch_set(patched_set, rec.hooks(ADD, DISCARD))
+    for s in (plain, patched_set):
+        s.update(set(range(100, 190, 3)))
+        s.difference_update(range(100, 150))
+    assert list(patched_set) == list(plain)
+    for clone in (copy.copy, copy.deepcopy, lambda s: pickle.loads(pickle.dumps(s)), set.copy):
+        assert list(clone(patched_set)) == list(clone(plain))
