@@ -7,7 +7,7 @@ every element added to *that* list; every other list behaves exactly as before. 
 
 from __future__ import annotations
 
-from reaktome import _reaktome
+import reaktome._reaktome as _reaktome
 
 # The package imports nothing else at run time: importing it must not disturb the process it
 # watches (not even by loading typing).  Type checkers read the block below.
