@@ -61,9 +61,9 @@ def _set_add_discard(s: set[int]) -> None:
 
 
 OPS: dict[str, tuple[Callable[[], object], Callable[..., None]]] = {
-    "list.append": (list, _list_append),
+    "list.append (+ clear)": (list, _list_append),
     "list[i] = v": (lambda: list(range(256)), _list_setitem),
-    "list.pop": (list, _list_pop),
+    "list.pop (+ extend)": (list, _list_pop),
     "dict[k] = v (existing)": (lambda: dict.fromkeys(range(256), 0), _dict_setitem),
     "dict add + del": (dict, _dict_add_del),
     "set.add + discard": (set, _set_add_discard),
