@@ -10,6 +10,7 @@ import gc
 import sys
 import tracemalloc
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -274,3 +275,42 @@ def test_refcount_of_instance_unchanged_by_patching():
     before = sys.getrefcount(o)
     reaktome.patch_obj(o, {SETATTR: noop})
     assert sys.getrefcount(o) == before
+
+
+def test_deeply_nested_patched_containers_die_through_the_trashcan():
+    gc.collect()
+    before = entries()
+    top: list[object] = []
+    current: list[object] = top
+    for i in range(100_000):
+        child: Any = [] if i % 2 else {}
+        if isinstance(child, list):
+            reaktome.patch_list(child, {ADD: noop})
+            current.append(child)
+        else:
+            reaktome.patch_dict(child, {ADD: noop})
+            current.append(child)
+            child["next"] = nested = []
+            reaktome.patch_list(nested, {ADD: noop})
+            child = nested
+        current = child
+    assert entries() == before + 150_000
+    del top, current, child, nested
+    gc.collect()
+    assert entries() == before
+
+
+def test_hook_dropping_the_last_outside_reference():
+    holder = {"lst": []}
+    lst = holder["lst"]
+    calls = []
+
+    def hook(instance, key, old, new):
+        calls.append(key)
+        holder.clear()
+
+    reaktome.patch_list(lst, {ADD: hook})
+    del lst
+    holder["lst"].append(1)  # the hook drops the dict entry, the last reference
+    assert calls == [0]
+    assert holder == {}
