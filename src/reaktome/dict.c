@@ -86,6 +86,9 @@ apply_update(PyObject *target, update_call *call)
     }
 }
 
+static PyObject *absent;   /* marks "no previous value" */
+static PyObject *str_keys; /* "keys" */
+
 /* A source both runs read identically: dicts and mappings as they are, any
  * other iterable as a list of its items.  New reference. */
 static PyObject *
@@ -94,19 +97,23 @@ stable_source(PyObject *arg)
     if (PyDict_CheckExact(arg)) {
         return Py_NewRef(arg);
     }
-    PyObject *keys = PyObject_GetAttrString(arg, "keys");
-    if (keys != NULL) {
+    /* The base type's own test: does the argument have a keys attribute?
+     * (An interned name, and no AttributeError raised and cleared per call.) */
+    PyObject *keys = NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    int found = PyObject_GetOptionalAttr(arg, str_keys, &keys);
+#else
+    int found = _PyObject_LookupAttr(arg, str_keys, &keys);
+#endif
+    if (found < 0) {
+        return NULL;
+    }
+    if (found > 0) {
         Py_DECREF(keys);
         return Py_NewRef(arg);
     }
-    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        return NULL;
-    }
-    PyErr_Clear();
     return PySequence_List(arg);
 }
-
-static PyObject *absent; /* marks "no previous value" */
 
 static PyObject *
 update_hooked(PyObject *self, update_call *call)
@@ -367,7 +374,8 @@ reaktome_patch_dict(PyObject *m)
 {
     if (absent == NULL) {
         absent = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
-        if (absent == NULL) {
+        str_keys = PyUnicode_InternFromString("keys");
+        if (absent == NULL || str_keys == NULL) {
             return -1;
         }
     }
