@@ -120,3 +120,30 @@ def test_import_loads_nothing_else():
 
 def test_hook_alias_is_available():
     assert "Callable" in repr(reaktome.Hook)
+
+
+def test_builtin_types_are_never_modified():
+    code = textwrap.dedent(
+        """
+        import json
+        def snapshot():
+            return {t.__name__: sorted((k, id(v)) for k, v in vars(t).items())
+                    for t in (list, dict, set, object)}
+        before = snapshot()
+        import reaktome
+        class C:
+            pass
+        hook = lambda *a: None
+        lst, d, s, c = [], {}, set(), C()
+        reaktome.patch_list(lst, {"__reaktome_additem__": hook})
+        reaktome.patch_dict(d, {"__reaktome_additem__": hook})
+        reaktome.patch_set(s, {"__reaktome_additem__": hook})
+        reaktome.patch_obj(c, {"__reaktome_setattr__": hook})
+        lst.append(1); d[1] = 1; s.add(1); c.x = 1
+        print(json.dumps(snapshot() == before))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert json.loads(out) is True
