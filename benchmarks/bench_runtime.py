@@ -1,0 +1,129 @@
+"""Patched vs vanilla CPython: CPU workloads and startup, as ratios.
+
+    python benchmarks/bench_runtime.py --patched P --vanilla V [--rounds 7]
+
+Both interpreters should be built from the same tarball with the same flags
+(``nox -s bench-runtime-3.13`` does that).  Each workload runs in a fresh
+process, alternating interpreters; the best of ``--rounds`` is compared.
+Without arguments (``nox -s bench``) it looks for the cached 3.13 builds and
+skips when they are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKLOADS = {
+    "fib(27)": """
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+fib(27)
+""",
+    "dict/str loop": """
+d = {}
+for i in range(300_000):
+    k = "k" + str(i % 5000)
+    d[k] = d.get(k, 0) + len(k)
+s = "".join(sorted(d)[:1000])
+""",
+    "method-call loop": """
+class Counter:
+    def __init__(self):
+        self.n = 0
+    def add(self, k):
+        self.n += k
+        return self
+c = Counter()
+for i in range(1_000_000):
+    c.add(1)
+""",
+    "generator pipeline": """
+def source(n):
+    for i in range(n):
+        yield i
+def evens(xs):
+    for x in xs:
+        if x % 2 == 0:
+            yield x
+def scaled(xs):
+    for x in xs:
+        yield x * 3
+total = sum(scaled(evens(source(1_000_000))))
+""",
+}
+
+HARNESS = """
+import time
+_code = compile({code!r}, "<bench>", "exec")
+_t = time.perf_counter()
+exec(_code, {{}})
+print(time.perf_counter() - _t)
+"""
+
+
+def run_workload(python: str, code: str) -> float:
+    out = subprocess.run([python, "-c", HARNESS.format(code=code)], capture_output=True,
+                         text=True, check=True).stdout
+    return float(out.strip())
+
+
+def startup(python: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([python, "-c", "pass"], check=True)
+    return time.perf_counter() - start
+
+
+def default_pythons() -> tuple[str, str] | None:
+    cache = Path(os.environ.get("RETRACE_CPYTHON_CACHE") or Path.home() / ".cache/retrace-cpython")
+    builds = sorted((cache / "build").glob("3.13.*-retrace"))
+    for patched in reversed(builds):
+        vanilla = patched.with_name(patched.name.replace("-retrace", "-vanilla"))
+        if (patched / "src/python").is_file() and (vanilla / "src/python").is_file():
+            return str(patched / "src/python"), str(vanilla / "src/python")
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patched")
+    parser.add_argument("--vanilla")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not (args.patched and args.vanilla):
+        found = default_pythons()
+        if found is None:
+            print("bench_runtime: no cached patched/vanilla 3.13 builds; "
+                  "run `nox -s bench-runtime-3.13`")
+            return 0
+        args.patched, args.vanilla = found
+    results = {}
+    for name, code in WORKLOADS.items():
+        best = {"patched": float("inf"), "vanilla": float("inf")}
+        for _ in range(args.rounds):
+            for which in ("vanilla", "patched"):
+                python = getattr(args, which)
+                best[which] = min(best[which], run_workload(python, code))
+        results[name] = best
+    best = {"patched": float("inf"), "vanilla": float("inf")}
+    for _ in range(args.rounds * 3):
+        for which in ("vanilla", "patched"):
+            best[which] = min(best[which], startup(getattr(args, which)))
+    results["startup"] = best
+    print(f"{'workload':<20} {'vanilla s':>10} {'patched s':>10} {'ratio':>7}")
+    for name, best in results.items():
+        ratio = best["patched"] / best["vanilla"]
+        print(f"{name:<20} {best['vanilla']:>10.4f} {best['patched']:>10.4f} {ratio:>6.3f}x")
+    if args.json:
+        print(json.dumps({k: v["patched"] / v["vanilla"] for k, v in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

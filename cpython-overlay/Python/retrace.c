@@ -1,0 +1,498 @@
+/* Retrace probes: thread identities, scheduling callbacks, call_at and
+ * deterministic identity hashes.  Hooked from the eval loop, the GIL hand-off
+ * path, the _thread module and object deallocation. */
+
+#include "Python.h"
+#include "pycore_ceval.h"
+#include "pycore_frame.h"
+#include "pycore_interp.h"
+#include "pycore_pystate.h"
+#include "pycore_runtime.h"
+#include "pycore_retrace.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+Py_ssize_t _PyRetrace_identity_live = 0;
+
+/* ---- mixing ------------------------------------------------------------ */
+
+static inline uint64_t
+mix64(uint64_t x)
+{
+    /* splitmix64 finaliser */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static inline uint64_t
+combine(uint64_t h, uint64_t word)
+{
+    return mix64(h ^ (word + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
+}
+
+static uint64_t
+nonzero(uint64_t x)
+{
+    /* 0 means "unassigned"; also keep ids positive as Python ints of 63 bits
+     * would surprise nobody, but full 64 bits are allowed. */
+    return x ? x : 0x5245545241434531ULL;
+}
+
+static uint64_t
+seed_id(void)
+{
+    const char *seed = getenv("RETRACE_ROOT_SEED");
+    if (seed == NULL) {
+        seed = "retrace";
+    }
+    uint64_t h = 0xcbf29ce484222325ULL;    /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)seed; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    return nonzero(mix64(h));
+}
+
+/* ---- frames --------------------------------------------------------------- */
+
+_PyInterpreterFrame *
+_PyRetrace_VisibleParent(_PyInterpreterFrame *f)
+{
+    while (f != NULL && !_PyRetrace_FrameVisible(f)) {
+        f = f->previous;
+    }
+    return f;
+}
+
+uint64_t
+_PyRetrace_LocationHash(PyThreadState *tstate)
+{
+    /* Fold root-first: collect the visible chain first. */
+    _PyInterpreterFrame *small[64];
+    _PyInterpreterFrame **frames = small;
+    Py_ssize_t n = 0, cap = 64;
+    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(tstate->current_frame);
+         f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
+        if (n == cap) {
+            _PyInterpreterFrame **bigger = PyMem_RawMalloc(sizeof(*frames) * cap * 2);
+            if (bigger == NULL) {
+                break;   /* hash what fits; never fails */
+            }
+            memcpy(bigger, frames, sizeof(*frames) * n);
+            if (frames != small) {
+                PyMem_RawFree(frames);
+            }
+            frames = bigger;
+            cap *= 2;
+        }
+        frames[n++] = f;
+    }
+    uint64_t h = _PyRetrace_ThreadId(tstate);
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        h = combine(h, frames[i]->retrace.ordinal);
+        h = combine(h, _PyRetrace_FrameCoordinate(frames[i]));
+    }
+    if (frames != small) {
+        PyMem_RawFree(frames);
+    }
+    return h;
+}
+
+/* ---- thread identities ---------------------------------------------------- */
+
+uint64_t
+_PyRetrace_MainThreadId(PyInterpreterState *interp)
+{
+    uint64_t id = seed_id();
+    if (!_Py_IsMainInterpreter(interp)) {
+        id = nonzero(combine(id, (uint64_t)interp->id));
+    }
+    return id;
+}
+
+static int
+id_in_use(PyInterpreterState *interp, uint64_t id, PyThreadState *except)
+{
+    if (id == _PyRetrace_MainThreadId(interp)) {
+        return 1;
+    }
+    for (PyThreadState *t = interp->threads.head; t != NULL; t = t->next) {
+        if (t != except && t->retrace.thread_id == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t
+unique_id(PyInterpreterState *interp, uint64_t id, PyThreadState *self)
+{
+    _PyRuntimeState *runtime = &_PyRuntime;
+    HEAD_LOCK(runtime);
+    while (id_in_use(interp, id, self)) {
+        id = nonzero(mix64(id + 1));
+    }
+    self->retrace.thread_id = id;
+    HEAD_UNLOCK(runtime);
+    return id;
+}
+
+uint64_t
+_PyRetrace_AssignThreadId(PyThreadState *tstate)
+{
+    PyInterpreterState *interp = tstate->interp;
+    if (tstate == interp->threads.main
+        || (_Py_IsMainThread() && _Py_IsMainInterpreter(interp))) {
+        /* The seed id needs no uniqueness check: children always avoid it. */
+        tstate->retrace.thread_id = _PyRetrace_MainThreadId(interp);
+        return tstate->retrace.thread_id;
+    }
+    /* A thread created outside _thread (C API): derive from the
+     * interpreter's order of first use. */
+    uint64_t id = nonzero(combine(_PyRetrace_MainThreadId(interp),
+                                  ++interp->retrace.foreign_threads | (1ULL << 62)));
+    return unique_id(interp, id, tstate);
+}
+
+uint64_t
+_PyRetrace_ThreadIdNoLock(PyThreadState *tstate)
+{
+    if (tstate->retrace.thread_id) {
+        return tstate->retrace.thread_id;
+    }
+    if (tstate == tstate->interp->threads.main) {
+        tstate->retrace.thread_id = _PyRetrace_MainThreadId(tstate->interp);
+        return tstate->retrace.thread_id;
+    }
+    return (uint64_t)tstate->thread_id;
+}
+
+void
+_PyRetrace_InitChildThread(PyThreadState *parent, PyThreadState *child)
+{
+    if (parent == NULL || child == NULL) {
+        return;
+    }
+    uint64_t pid = _PyRetrace_ThreadId(parent);
+    uint64_t h = combine(pid, ++parent->retrace.spawn_count);
+    h = combine(h, _PyRetrace_LocationHash(parent));
+    unique_id(child->interp, nonzero(h), child);
+}
+
+/* ---- scheduling callbacks -------------------------------------------------- */
+
+static void
+call_python_callback(PyThreadState *tstate, PyObject *cb)
+{
+    Py_INCREF(cb);
+    tstate->retrace.transparent++;
+    PyObject *exc = _PyErr_GetRaisedException(tstate);
+    PyObject *res = PyObject_CallNoArgs(cb);
+    if (res == NULL) {
+        PyErr_FormatUnraisable("Exception ignored in retrace scheduling callback %R", cb);
+    }
+    else {
+        Py_DECREF(res);
+    }
+    _PyErr_SetRaisedException(tstate, exc);
+    tstate->retrace.transparent--;
+    Py_DECREF(cb);
+}
+
+static void
+deliver(PyThreadState *tstate, void *pycb, _PyRetraceNativeCallback native, void *data)
+{
+    if (tstate->retrace.in_callback) {
+        return;
+    }
+    tstate->retrace.in_callback = 1;
+    if (native != NULL) {
+        native(data, tstate->interp, tstate, _PyRetrace_LocationHash(tstate));
+    }
+    if (pycb != NULL) {
+        call_python_callback(tstate, (PyObject *)pycb);
+    }
+    tstate->retrace.in_callback = 0;
+}
+
+void
+_PyRetrace_ThreadStart(PyThreadState *tstate)
+{
+    _PyRetraceInterpState *rs = &tstate->interp->retrace;
+    (void)_PyRetrace_ThreadId(tstate);
+    tstate->retrace.native_ident = (uint64_t)PyThread_get_thread_ident_ex();
+    if (rs->call_at_armed && rs->call_at_thread == tstate->retrace.thread_id) {
+        _Py_set_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+    }
+    if (rs->thread_start != NULL || rs->native_start != NULL) {
+        deliver(tstate, rs->thread_start, rs->native_start, rs->native_start_data);
+    }
+}
+
+void
+_PyRetrace_ThreadYield(PyThreadState *tstate)
+{
+    _PyRetraceInterpState *rs = &tstate->interp->retrace;
+    if (rs->thread_yield != NULL || rs->native_yield != NULL) {
+        deliver(tstate, rs->thread_yield, rs->native_yield, rs->native_yield_data);
+    }
+}
+
+void
+_PyRetrace_ThreadResume(PyThreadState *tstate)
+{
+    _PyRetraceInterpState *rs = &tstate->interp->retrace;
+    if (rs->thread_resume != NULL || rs->native_resume != NULL) {
+        deliver(tstate, rs->thread_resume, rs->native_resume, rs->native_resume_data);
+    }
+}
+
+/* ---- call_at --------------------------------------------------------------- */
+
+/* Compare the visible coordinates of *tstate* with *words*: -1 before,
+ * 0 exactly at, 1 past the target. */
+PyAPI_FUNC(int) _PyRetrace_CompareCoordinates(PyThreadState *tstate,
+                                              const uint64_t *words, Py_ssize_t len);
+
+int
+_PyRetrace_CompareCoordinates(PyThreadState *tstate, const uint64_t *words, Py_ssize_t len)
+{
+    _PyInterpreterFrame *small[64];
+    _PyInterpreterFrame **frames = small;
+    Py_ssize_t n = 0, cap = 64;
+    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(tstate->current_frame);
+         f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
+        if (n == cap) {
+            _PyInterpreterFrame **bigger = PyMem_RawMalloc(sizeof(*frames) * cap * 2);
+            if (bigger == NULL) {
+                if (frames != small) {
+                    PyMem_RawFree(frames);
+                }
+                return -2;
+            }
+            memcpy(bigger, frames, sizeof(*frames) * n);
+            if (frames != small) {
+                PyMem_RawFree(frames);
+            }
+            frames = bigger;
+            cap *= 2;
+        }
+        frames[n++] = f;
+    }
+    int result = 0;
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t i = n - 1; i >= 0 && result == 0; i--) {
+        uint64_t pair[2] = {frames[i]->retrace.ordinal,
+                            _PyRetrace_FrameCoordinate(frames[i])};
+        for (int k = 0; k < 2; k++, pos++) {
+            if (pos >= len) {
+                result = 1;   /* target is a proper prefix: we are inside it, past */
+                break;
+            }
+            if (pair[k] != words[pos]) {
+                result = pair[k] < words[pos] ? -1 : 1;
+                break;
+            }
+        }
+    }
+    if (result == 0 && pos < len) {
+        result = -1;   /* current is a proper prefix of the target */
+    }
+    if (frames != small) {
+        PyMem_RawFree(frames);
+    }
+    return result;
+}
+
+int
+_PyRetrace_CheckCallAt(PyThreadState *tstate)
+{
+    _PyRetraceInterpState *rs = &tstate->interp->retrace;
+    if (!rs->call_at_armed || rs->call_at_thread != _PyRetrace_ThreadId(tstate)) {
+        _Py_unset_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+        return 0;
+    }
+    if (tstate->retrace.transparent) {
+        return 0;   /* never fire inside control-plane code */
+    }
+    int cmp = _PyRetrace_CompareCoordinates(tstate, (const uint64_t *)rs->call_at_words,
+                                            rs->call_at_len);
+    if (cmp == -2) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (cmp < 0) {
+        return 0;
+    }
+    PyObject *hit = (PyObject *)rs->call_at_callback;
+    PyObject *over = (PyObject *)rs->call_at_overshoot;
+    PyMem_RawFree(rs->call_at_words);
+    rs->call_at_words = NULL;
+    rs->call_at_len = 0;
+    rs->call_at_callback = NULL;
+    rs->call_at_overshoot = NULL;
+    rs->call_at_armed = 0;
+    _Py_unset_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+    PyObject *cb = cmp == 0 ? hit : over;
+    int rc = 0;
+    if (cb != NULL && cb != Py_None) {
+        tstate->retrace.transparent++;
+        PyObject *res = PyObject_CallNoArgs(cb);
+        tstate->retrace.transparent--;
+        if (res == NULL) {
+            rc = -1;
+        }
+        else {
+            Py_DECREF(res);
+        }
+    }
+    Py_XDECREF(hit);
+    Py_XDECREF(over);
+    return rc;
+}
+
+/* ---- identity hashes -------------------------------------------------------- */
+
+static inline uintptr_t
+slot_of(uintptr_t key, uintptr_t mask)
+{
+    return (uintptr_t)mix64((uint64_t)key) & mask;
+}
+
+static int
+identity_grow(_PyRetraceInterpState *rs)
+{
+    uintptr_t newsize = rs->id_table ? (rs->id_mask + 1) * 2 : 256;
+    struct _PyRetraceIdentityEntry *table =
+        PyMem_RawCalloc(newsize, sizeof(struct _PyRetraceIdentityEntry));
+    if (table == NULL) {
+        return -1;
+    }
+    uintptr_t mask = newsize - 1;
+    if (rs->id_table != NULL) {
+        for (uintptr_t i = 0; i <= rs->id_mask; i++) {
+            struct _PyRetraceIdentityEntry *e = &rs->id_table[i];
+            if (e->key) {
+                uintptr_t j = slot_of(e->key, mask);
+                while (table[j].key) {
+                    j = (j + 1) & mask;
+                }
+                table[j] = *e;
+            }
+        }
+        PyMem_RawFree(rs->id_table);
+    }
+    rs->id_table = table;
+    rs->id_mask = mask;
+    return 0;
+}
+
+Py_hash_t
+_PyRetrace_IdentityHash(PyObject *op)
+{
+    PyThreadState *tstate = _PyThreadState_GET();
+    _PyRetraceInterpState *rs = &tstate->interp->retrace;
+    uintptr_t key = (uintptr_t)op;
+    if (rs->id_table != NULL) {
+        uintptr_t j = slot_of(key, rs->id_mask);
+        while (rs->id_table[j].key) {
+            if (rs->id_table[j].key == key) {
+                return (Py_hash_t)rs->id_table[j].value;
+            }
+            j = (j + 1) & rs->id_mask;
+        }
+    }
+    if (rs->id_table == NULL || (rs->id_used + 1) * 2 > rs->id_mask + 1) {
+        if (identity_grow(rs) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    uint64_t h = combine(_PyRetrace_ThreadId(tstate), ++tstate->retrace.hash_count);
+    Py_hash_t value = (Py_hash_t)(h >> 1);   /* non-negative, never -1 */
+    uintptr_t j = slot_of(key, rs->id_mask);
+    while (rs->id_table[j].key) {
+        j = (j + 1) & rs->id_mask;
+    }
+    rs->id_table[j].key = key;
+    rs->id_table[j].value = value;
+    rs->id_used++;
+    _PyRetrace_identity_live++;
+    return value;
+}
+
+void
+_PyRetrace_ForgetIdentity(PyObject *op)
+{
+    PyThreadState *tstate = _PyThreadState_GET();
+    if (tstate == NULL) {
+        return;
+    }
+    _PyRetraceInterpState *rs = &tstate->interp->retrace;
+    if (rs->id_table == NULL || rs->id_used == 0) {
+        return;
+    }
+    uintptr_t key = (uintptr_t)op, mask = rs->id_mask;
+    uintptr_t j = slot_of(key, mask);
+    while (rs->id_table[j].key != key) {
+        if (rs->id_table[j].key == 0) {
+            return;
+        }
+        j = (j + 1) & mask;
+    }
+    /* Backward-shift deletion keeps probe chains intact. */
+    uintptr_t hole = j;
+    for (;;) {
+        j = (j + 1) & mask;
+        uintptr_t k = rs->id_table[j].key;
+        if (k == 0) {
+            break;
+        }
+        uintptr_t home = slot_of(k, mask);
+        /* Move entry j into the hole if its home is not in (hole, j]. */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            rs->id_table[hole] = rs->id_table[j];
+            hole = j;
+        }
+    }
+    rs->id_table[hole].key = 0;
+    rs->id_table[hole].value = 0;
+    rs->id_used--;
+    _PyRetrace_identity_live--;
+}
+
+/* ---- interpreter teardown ---------------------------------------------------- */
+
+void
+_PyRetrace_InterpClear(PyInterpreterState *interp)
+{
+    _PyRetraceInterpState *rs = &interp->retrace;
+    PyObject *objs[5] = {rs->thread_start, rs->thread_yield, rs->thread_resume,
+                         rs->call_at_callback, rs->call_at_overshoot};
+    rs->thread_start = rs->thread_yield = rs->thread_resume = NULL;
+    rs->call_at_callback = rs->call_at_overshoot = NULL;
+    rs->call_at_armed = 0;
+    rs->native_start = rs->native_yield = rs->native_resume = NULL;
+    PyMem_RawFree(rs->call_at_words);
+    rs->call_at_words = NULL;
+    rs->call_at_len = 0;
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(objs[i]);
+    }
+}
+
+void
+_PyRetrace_InterpFree(PyInterpreterState *interp)
+{
+    _PyRetraceInterpState *rs = &interp->retrace;
+    _PyRetrace_identity_live -= (Py_ssize_t)rs->id_used;
+    PyMem_RawFree(rs->id_table);
+    rs->id_table = NULL;
+    rs->id_mask = 0;
+    rs->id_used = 0;
+}

@@ -1,0 +1,43 @@
+"""Identity hashes of object()s (and objects using object.__hash__) are
+deterministic across runs and follow RETRACE_ROOT_SEED."""
+
+import gc
+import json
+
+import retrace
+from _common import check, run_child
+
+CHILD = r"""
+import json, threading
+class Plain:
+    pass
+objs = [object() for _ in range(50)] + [Plain() for _ in range(20)]
+hashes = [hash(o) for o in objs]
+names = {o: i for i, o in enumerate(objs)}
+order = [names[o] for o in set(objs)]
+box = []
+t = threading.Thread(target=lambda: box.extend(hash(object()) for _ in range(5)))
+t.start(); t.join()
+print(json.dumps({"hashes": hashes, "order": order, "thread": box}))
+"""
+
+first = json.loads(run_child(CHILD))
+second = json.loads(run_child(CHILD))
+check(first == second, "identity hashes or set order differ between two runs")
+check(len(set(first["hashes"])) == len(first["hashes"]), "identity hashes collide")
+seeded = json.loads(run_child(CHILD, {"RETRACE_ROOT_SEED": "other"}))
+check(seeded["hashes"] != first["hashes"], "RETRACE_ROOT_SEED did not change identity hashes")
+
+# In-process properties.
+o = object()
+h = hash(o)
+check(hash(o) == h == object.__hash__(o) == retrace.identity_hash(o), "hash not stable")
+check(h != -1 and h >= 0, "identity hash out of range")
+live = [object() for _ in range(10_000)]
+check(len({hash(x) for x in live}) == len(live), "identity hashes collide in one run")
+check(all(hash(x) == hash(x) for x in live[:100]), "hash changed on repeat")
+del live
+gc.collect()
+fresh = [hash(object()) for _ in range(100)]
+check(len(set(fresh)) == 100, "freed objects' hashes were reused")
+print("ok")

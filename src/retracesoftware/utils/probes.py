@@ -1,0 +1,175 @@
+"""Detect the native execution probes of a patched CPython (``_retrace``).
+
+Retrace runs on vanilla CPython too; the probes only add deterministic thread
+ids, deterministic identity hashes, execution coordinates, scheduling
+callbacks and ``call_at``.  ``RETRACE_PROBES`` selects the policy:
+
+``auto`` (default)
+    use the probes when present, otherwise fall back and say what is missing;
+``require``
+    fail early (``ProbesUnavailableError``) unless every probe is present;
+``off``
+    never use the probes, even on a patched interpreter.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+
+__all__ = [
+    "FEATURES",
+    "SUPPORTED_ABI_VERSIONS",
+    "ProbePolicy",
+    "ProbeStatus",
+    "ProbesUnavailableError",
+    "describe",
+    "identity_hash",
+    "policy",
+    "status",
+    "thread_id",
+]
+
+POLICY_ENV = "RETRACE_PROBES"
+SUPPORTED_ABI_VERSIONS = frozenset({1})
+
+#: Feature name -> bit of ``_retrace.FEATURE_FLAGS`` (probe ABI 1).
+FEATURES: dict[str, int] = {
+    "thread_scheduling": 1 << 0,
+    "coordinates": 1 << 1,
+    "call_at": 1 << 2,
+    "thread_ids": 1 << 3,
+    "identity_hash": 1 << 4,
+}
+
+
+class ProbePolicy(enum.Enum):
+    """How Retrace uses the native probes."""
+
+    AUTO = "auto"
+    REQUIRE = "require"
+    OFF = "off"
+
+
+class ProbesUnavailableError(RuntimeError):
+    """``RETRACE_PROBES=require`` but the interpreter lacks (some) probes."""
+
+
+@dataclass(frozen=True)
+class ProbeStatus:
+    """What the running interpreter offers and what Retrace will use."""
+
+    policy: ProbePolicy
+    present: bool  #: ``_retrace`` is importable
+    abi_version: int | None
+    available: frozenset[str]  #: features Retrace will use
+    missing: frozenset[str]  #: features Retrace will not use
+    reason: str  #: why features are missing ("" when none are)
+
+    @property
+    def active(self) -> bool:
+        """True when at least one native probe is in use."""
+        return bool(self.available)
+
+
+def policy(environ: dict[str, str] | None = None) -> ProbePolicy:
+    """Return the policy selected by ``RETRACE_PROBES`` (default ``auto``)."""
+    raw = (os.environ if environ is None else environ).get(POLICY_ENV, "auto")
+    value = raw.strip().lower() or "auto"
+    try:
+        return ProbePolicy(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in ProbePolicy)
+        raise ValueError(f"{POLICY_ENV}={raw!r} is not one of: {choices}") from None
+
+
+def _import_retrace() -> ModuleType | None:
+    try:
+        return importlib.import_module("_retrace")
+    except ImportError:
+        return None
+
+
+def _evaluate(chosen: ProbePolicy, module: ModuleType | None) -> tuple[ProbeStatus, ModuleType | None]:
+    everything = frozenset(FEATURES)
+    if chosen is ProbePolicy.OFF:
+        reason = f"{POLICY_ENV}=off"
+        return ProbeStatus(chosen, module is not None, None, frozenset(), everything, reason), None
+    if module is None:
+        impl = sys.implementation.name
+        version = ".".join(map(str, sys.version_info[:3]))
+        reason = (
+            f"{impl} {version} has no _retrace module (not a Retrace-patched CPython; "
+            "see retracesoftware-cpython)"
+        )
+        return ProbeStatus(chosen, False, None, frozenset(), everything, reason), None
+    abi = getattr(module, "ABI_VERSION", None)
+    if abi not in SUPPORTED_ABI_VERSIONS:
+        reason = (
+            f"_retrace probe ABI {abi!r} is not supported "
+            f"(supported: {sorted(SUPPORTED_ABI_VERSIONS)})"
+        )
+        return ProbeStatus(chosen, True, abi, frozenset(), everything, reason), None
+    flags = getattr(module, "FEATURE_FLAGS", 0)
+    have = frozenset(name for name, bit in FEATURES.items() if flags & bit)
+    missing = everything - have
+    reason = f"_retrace lacks: {', '.join(sorted(missing))}" if missing else ""
+    return ProbeStatus(chosen, True, abi, have, missing, reason), module
+
+
+_lock = threading.Lock()
+_cached: tuple[ProbePolicy, ProbeStatus, ModuleType | None] | None = None
+
+
+def status(*, refresh: bool = False) -> ProbeStatus:
+    """Detect the probes under the current policy (cached per policy).
+
+    Raises ``ProbesUnavailableError`` under ``require`` when anything is
+    missing, and ``ValueError`` for an unknown ``RETRACE_PROBES`` value.
+    """
+    global _cached
+    chosen = policy()
+    with _lock:
+        if refresh or _cached is None or _cached[0] is not chosen:
+            result, module = _evaluate(chosen, _import_retrace())
+            _cached = (chosen, result, module)
+        result = _cached[1]
+    if chosen is ProbePolicy.REQUIRE and result.missing:
+        raise ProbesUnavailableError(
+            f"{POLICY_ENV}=require but native probes are unavailable: {result.reason}"
+        )
+    return result
+
+
+def _module_for(feature: str) -> ModuleType | None:
+    result = status()
+    if feature not in result.available:
+        return None
+    assert _cached is not None
+    return _cached[2]
+
+
+def thread_id() -> int:
+    """The current thread's id: deterministic with the probes, else the OS ident."""
+    module = _module_for("thread_ids")
+    return module.thread_id() if module is not None else threading.get_ident()
+
+
+def identity_hash(obj: object) -> int:
+    """Identity hash of *obj*: deterministic with the probes, else address-based."""
+    module = _module_for("identity_hash")
+    return module.identity_hash(obj) if module is not None else object.__hash__(obj)
+
+
+def describe() -> str:
+    """One line saying which probes are in use and, if any are not, why."""
+    result = status()
+    if not result.missing:
+        return f"native probes: all in use (ABI {result.abi_version})"
+    used = ", ".join(sorted(result.available)) or "none"
+    return f"native probes in use: {used}; unavailable: {', '.join(sorted(result.missing))} ({result.reason})"
