@@ -20,6 +20,7 @@ import nox
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import noxsessions.fuzz  # noqa: F401  (registers nox -s fuzz)
+import noxsessions.runtime  # noqa: F401  (registers the runtime sessions)
 from noxsessions import docs, release  # noqa: F401  (registers docs, wheels, release-check)
 from noxsessions.common import (
     MISSING_PYTHONS,

@@ -34,6 +34,8 @@ WHEEL_PROJECT = ROOT / "wheels" / "retracesoftware-cpython"
 CPYTHON_TESTS = ("test_sys", "test_threading", "test_frame", "test_generators")
 VANILLA_FOR_COMPAT = {"3.11": "3.11.7", "3.12": "3.12.1", "3.13": "3.13.0"}
 MESON_REQUIREMENTS = ("meson>=1.4", "ninja")
+# Build/orchestration sessions run in a venv of any present Python >= 3.11.
+HOST_PYTHON = PRESENT_PYTHONS[0] if PRESENT_PYTHONS else False
 
 
 def _host_python() -> str:
@@ -71,7 +73,7 @@ def _meson_options(posargs: list[str]) -> list[str]:
 
 
 def build_runtime(session: nox.Session, series: str) -> dict:
-    """Configure (once) and run the Meson build; return the driver's result."""
+    """Build the patched runtime with Meson (incremental)"""
     session.install(*MESON_REQUIREMENTS)
     posargs = _split_posargs(session)
     builddir = _meson_build_dir(series)
@@ -89,6 +91,7 @@ def build_runtime(session: nox.Session, series: str) -> dict:
 
 
 def smoke(session: nox.Session, series: str, repeat: int = 20) -> None:
+    """Smoke scripts 20x each, then CPython's test_sys/threading/frame/generators"""
     info = build_runtime(session, series)
     exe = info["executable"]
     session.run(exe, str(ROOT / "smoke" / "run.py"), "--python", exe, "--repeat", str(repeat),
@@ -97,7 +100,7 @@ def smoke(session: nox.Session, series: str, repeat: int = 20) -> None:
 
 
 def vanilla_compat(session: nox.Session, series: str) -> None:
-    """Run the smoke scripts with the patched executable over a vanilla install."""
+    """Patched executable over a vanilla install of the series"""
     info = build_runtime(session, series)
     vanilla = VANILLA_FOR_COMPAT.get(series)
     prefix = None
@@ -153,10 +156,12 @@ def runtime_wheel(session: nox.Session, series: str) -> None:
 
 
 def port_patches(session: nox.Session, series: str) -> None:
+    """Port the nearest verified series to CPYTHON_SOURCE; write a candidate"""
     _driver(session, "port", "--series", series, *_split_posargs(session))
 
 
 def apply_patches(session: nox.Session, series: str) -> None:
+    """Unpack, patch and overlay the sources in the cache"""
     _driver(session, "apply", "--series", series, *_split_posargs(session))
 
 
@@ -165,9 +170,9 @@ def _register(series: str) -> None:
         def session_fn(session: nox.Session) -> None:
             fn(session, series)
 
-        session_fn.__doc__ = f"{fn.__doc__ or name} (series {series})"
+        session_fn.__doc__ = f"{fn.__doc__} (series {series})"
         session_fn.__name__ = f"{name}_{series.replace('.', '_')}"
-        nox.session(name=f"{name}-{series}", python=PRESENT_PYTHONS[:1] or False)(session_fn)
+        nox.session(name=f"{name}-{series}", python=HOST_PYTHON)(session_fn)
 
     make(apply_patches, "apply-patches")
     make(build_runtime, "build-runtime")
@@ -186,7 +191,7 @@ for _series in SERIES:
     _register(_series)
 
 
-@nox.session(name="bench-runtime-3.13", python=PRESENT_PYTHONS[:1] or False)
+@nox.session(name="bench-runtime-3.13", python=HOST_PYTHON)
 def bench_runtime_313(session: nox.Session) -> None:
     """Patched vs vanilla CPython 3.13 (same tarball, same flags): ratios."""
     patched = build_runtime(session, "3.13")
