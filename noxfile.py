@@ -65,3 +65,4 @@ def bench(session: nox.Session) -> None:
         scripts = [s for s in scripts if any(arg in s.name for arg in session.posargs)]
     for script in scripts:
         session.run("python", str(script))
+

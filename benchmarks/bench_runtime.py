@@ -68,8 +68,9 @@ print(time.perf_counter() - _t)
 
 
 def run_workload(python: str, code: str) -> float:
-    out = subprocess.run([python, "-c", HARNESS.format(code=code)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [python, "-c", HARNESS.format(code=code)], capture_output=True, text=True, check=True
+    ).stdout
     return float(out.strip())
 
 
@@ -99,8 +100,10 @@ def main() -> int:
     if not (args.patched and args.vanilla):
         found = default_pythons()
         if found is None:
-            print("bench_runtime: no cached patched/vanilla 3.13 builds; "
-                  "run `nox -s bench-runtime-3.13`")
+            print(
+                "bench_runtime: no cached patched/vanilla 3.13 builds; "
+                "run `nox -s bench-runtime-3.13`"
+            )
             return 0
         args.patched, args.vanilla = found
     results = {}

@@ -53,8 +53,12 @@ def _driver(session: nox.Session, *args: str, json_out: bool = False) -> dict | 
     return None
 
 
+# Session-level flags; everything else in posargs goes to the build driver.
+SESSION_FLAGS = ("--smoke-only",)
+
+
 def _split_posargs(session: nox.Session) -> list[str]:
-    return list(session.posargs)
+    return [a for a in session.posargs if a not in SESSION_FLAGS]
 
 
 def _meson_build_dir(series: str) -> Path:
@@ -94,9 +98,13 @@ def smoke(session: nox.Session, series: str, repeat: int = 20) -> None:
     """Smoke scripts 20x each, then CPython's test_sys/threading/frame/generators"""
     info = build_runtime(session, series)
     exe = info["executable"]
-    session.run(exe, str(ROOT / "smoke" / "run.py"), "--python", exe, "--repeat", str(repeat),
-                external=True)
-    session.run(exe, "-m", "test", *CPYTHON_TESTS, "-q", external=True)
+    repeat = int(os.environ.get("SMOKE_REPEAT", repeat))
+    session.run(
+        exe, str(ROOT / "smoke" / "run.py"), "--python", exe, "--repeat", str(repeat), external=True
+    )
+    if "--smoke-only" in session.posargs:
+        return
+    session.run(exe, "-m", "test", *CPYTHON_TESTS, "-j2", external=True)
 
 
 def vanilla_compat(session: nox.Session, series: str) -> None:
@@ -128,8 +136,15 @@ def vanilla_compat(session: nox.Session, series: str) -> None:
         "import json, ssl, sqlite3, asyncio, decimal, ctypes; print('stdlib ok')"
     )
     session.run(str(exe), "-c", probe, external=True)
-    session.run(str(exe), str(ROOT / "smoke" / "run.py"), "--python", str(exe), "--repeat", "3",
-                external=True)
+    session.run(
+        str(exe),
+        str(ROOT / "smoke" / "run.py"),
+        "--python",
+        str(exe),
+        "--repeat",
+        "3",
+        external=True,
+    )
 
 
 def runtime_wheel(session: nox.Session, series: str) -> None:
@@ -142,14 +157,26 @@ def runtime_wheel(session: nox.Session, series: str) -> None:
     args = [f"-Csetup-args=-Dseries={series}"]
     args += [f"-Csetup-args={o}" for o in _meson_options(posargs)]
     args.append(f"-Cbuild-dir={_meson_build_dir(series)}-wheel")
-    session.run("python", "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist),
-                *args, str(WHEEL_PROJECT))
+    session.run(
+        "python",
+        "-m",
+        "build",
+        "--wheel",
+        "--no-isolation",
+        "--outdir",
+        str(dist),
+        *args,
+        str(WHEEL_PROJECT),
+    )
     wheels = sorted(dist.glob("retracesoftware_cpython-*.whl"), key=os.path.getmtime)
     wheel = wheels[-1]
     session.log(f"wheel: {wheel.name}")
     session.install(str(wheel), "--force-reinstall")
-    session.run("retrace-python", "-c",
-                "import retrace, sys; print(sys.version); print(retrace.coordinates())")
+    session.run(
+        "retrace-python",
+        "-c",
+        "import retrace, sys; print(sys.version); print(retrace.coordinates())",
+    )
     # Packages of the installing environment are importable from the runtime.
     session.install("nox")
     session.run("retrace-python", "-c", "import nox, retrace; print('venv packages ok')")
@@ -195,8 +222,15 @@ for _series in SERIES:
 def bench_runtime_313(session: nox.Session) -> None:
     """Patched vs vanilla CPython 3.13 (same tarball, same flags): ratios."""
     patched = build_runtime(session, "3.13")
-    vanilla = _driver(session, "build", "--series", "3.13", "--vanilla",
-                      *_split_posargs(session), json_out=True)
-    session.run(patched["executable"], str(ROOT / "benchmarks" / "bench_runtime.py"),
-                "--patched", patched["executable"], "--vanilla", vanilla["executable"],
-                external=True)
+    vanilla = _driver(
+        session, "build", "--series", "3.13", "--vanilla", *_split_posargs(session), json_out=True
+    )
+    session.run(
+        patched["executable"],
+        str(ROOT / "benchmarks" / "bench_runtime.py"),
+        "--patched",
+        patched["executable"],
+        "--vanilla",
+        vanilla["executable"],
+        external=True,
+    )

@@ -1,7 +1,7 @@
 """ThreadHandoff: strict ping-pong between two threads, durable permits, close()."""
 
-import threading
 import _thread
+import threading
 
 import retrace
 from _common import check

@@ -13,16 +13,28 @@ import _retrace  # noqa: E402
 import retrace  # noqa: E402
 
 for name in (
-    "coordinates", "thread_delta", "hash", "exclude", "include", "callbacks", "call_at",
-    "ThreadHandoff", "identity_hash", "thread_id", "main_thread_id",
+    "coordinates",
+    "thread_delta",
+    "hash",
+    "exclude",
+    "include",
+    "callbacks",
+    "call_at",
+    "ThreadHandoff",
+    "identity_hash",
+    "thread_id",
+    "main_thread_id",
 ):
     check(hasattr(retrace, name), f"retrace.{name} is missing")
 
 check(_retrace.ABI_VERSION == 1, f"unexpected ABI version {_retrace.ABI_VERSION}")
 check(_retrace.ABI_NAME == "retrace-probe-1", f"unexpected ABI name {_retrace.ABI_NAME}")
 wanted = (
-    _retrace.PROBE_THREAD_SCHEDULING | _retrace.PROBE_COORDINATES | _retrace.PROBE_CALL_AT
-    | _retrace.PROBE_THREAD_IDS | _retrace.PROBE_IDENTITY_HASH
+    _retrace.PROBE_THREAD_SCHEDULING
+    | _retrace.PROBE_COORDINATES
+    | _retrace.PROBE_CALL_AT
+    | _retrace.PROBE_THREAD_IDS
+    | _retrace.PROBE_IDENTITY_HASH
 )
 check(_retrace.FEATURE_FLAGS & wanted == wanted, "feature flags incomplete")
 

@@ -1,6 +1,6 @@
 """Run the smoke scripts inside a patched interpreter, each N times in a row.
 
-    python smoke/run.py --python /path/to/patched/python [--repeat 20] [name ...]
+python smoke/run.py --python /path/to/patched/python [--repeat 20] [name ...]
 """
 
 import argparse
@@ -44,7 +44,10 @@ def main() -> int:
             try:
                 proc = subprocess.run(
                     [args.python, str(HERE / f"{name}.py")],
-                    capture_output=True, text=True, env=env, timeout=args.timeout,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=args.timeout,
                 )
                 ok = proc.returncode == 0 and proc.stdout.strip().endswith("ok")
                 detail = proc.stderr.strip() or proc.stdout.strip()

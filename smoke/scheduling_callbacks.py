@@ -1,8 +1,8 @@
 """Thread start/yield/resume callbacks under 4 busy threads."""
 
+import _thread
 import sys
 import threading
-import _thread
 
 import retrace
 from _common import check

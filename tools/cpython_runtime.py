@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import tomllib
 import urllib.request
 from dataclasses import dataclass
@@ -258,9 +257,7 @@ def resolve_source(
         elif digest is None:
             why = f"{path} is an unpacked tree, so its sha256 cannot be checked"
         else:
-            why = (
-                f"sha256 of {path.name} is {digest}, series.toml expects {release['sha256']}"
-            )
+            why = f"sha256 of {path.name} is {digest}, series.toml expects {release['sha256']}"
         raise RuntimeBuildError(f"refusing unverified source: {why}; pass --unverified to build")
     return Source(version=found, path=path, sha256=digest, verified=verified)
 
@@ -287,8 +284,13 @@ def unpack(source: Source, dest: Path) -> None:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     if source.path.is_dir():
-        shutil.copytree(source.path, dest, dirs_exist_ok=True, symlinks=True,
-                        ignore=shutil.ignore_patterns(".git"))
+        shutil.copytree(
+            source.path,
+            dest,
+            dirs_exist_ok=True,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(".git"),
+        )
     else:
         run(["tar", "-xf", str(source.path), "-C", str(dest), "--strip-components=1"])
     if tree_version(dest) != source.version:
@@ -307,15 +309,19 @@ def apply_patches(series: Series, tree: Path) -> None:
     for patch in patch_files(series):
         dry = subprocess.run(
             ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--dry-run", "-i", str(patch)],
-            cwd=tree, capture_output=True, text=True,
+            cwd=tree,
+            capture_output=True,
+            text=True,
         )
         if dry.returncode != 0:
             raise RuntimeBuildError(
                 f"{patch.name} does not apply cleanly to {tree}:\n{dry.stdout}{dry.stderr}"
                 f"use `nox -s port-patches-{series.name}` to port the series"
             )
-        run(["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--quiet", "-i", str(patch)],
-            cwd=tree)
+        run(
+            ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--quiet", "-i", str(patch)],
+            cwd=tree,
+        )
 
 
 REGEN_313 = [
@@ -325,12 +331,25 @@ REGEN_313 = [
     ["py_metadata_generator.py", "-o", "Lib/_opcode_metadata.py", "Python/bytecodes.c"],
     ["tier1_generator.py", "-o", "Python/generated_cases.c.h", "Python/bytecodes.c"],
     ["tier2_generator.py", "-o", "Python/executor_cases.c.h", "Python/bytecodes.c"],
-    ["optimizer_generator.py", "-o", "Python/optimizer_cases.c.h",
-     "Python/optimizer_bytecodes.c", "Python/bytecodes.c"],
-    ["opcode_metadata_generator.py", "-o", "Include/internal/pycore_opcode_metadata.h",
-     "Python/bytecodes.c"],
-    ["uop_metadata_generator.py", "-o", "Include/internal/pycore_uop_metadata.h",
-     "Python/bytecodes.c"],
+    [
+        "optimizer_generator.py",
+        "-o",
+        "Python/optimizer_cases.c.h",
+        "Python/optimizer_bytecodes.c",
+        "Python/bytecodes.c",
+    ],
+    [
+        "opcode_metadata_generator.py",
+        "-o",
+        "Include/internal/pycore_opcode_metadata.h",
+        "Python/bytecodes.c",
+    ],
+    [
+        "uop_metadata_generator.py",
+        "-o",
+        "Include/internal/pycore_uop_metadata.h",
+        "Python/bytecodes.c",
+    ],
 ]
 
 
@@ -348,18 +367,22 @@ def regenerate_cases(tree: Path) -> list[str]:
     for cmd in commands:
         run([python, *cmd], cwd=tree)
     return [
-        str(p.relative_to(tree))
-        for p in _generated_files(tree)
-        if before.get(p) != p.read_bytes()
+        str(p.relative_to(tree)) for p in _generated_files(tree) if before.get(p) != p.read_bytes()
     ]
 
 
 def _generated_files(tree: Path) -> list[Path]:
     names = [
-        "Include/opcode_ids.h", "Python/opcode_targets.h", "Include/internal/pycore_uop_ids.h",
-        "Lib/_opcode_metadata.py", "Python/generated_cases.c.h", "Python/executor_cases.c.h",
-        "Python/optimizer_cases.c.h", "Include/internal/pycore_opcode_metadata.h",
-        "Include/internal/pycore_uop_metadata.h", "Python/abstract_interp_cases.c.h",
+        "Include/opcode_ids.h",
+        "Python/opcode_targets.h",
+        "Include/internal/pycore_uop_ids.h",
+        "Lib/_opcode_metadata.py",
+        "Python/generated_cases.c.h",
+        "Python/executor_cases.c.h",
+        "Python/optimizer_cases.c.h",
+        "Include/internal/pycore_opcode_metadata.h",
+        "Include/internal/pycore_uop_metadata.h",
+        "Python/abstract_interp_cases.c.h",
     ]
     return [tree / n for n in names if (tree / n).is_file()]
 
@@ -418,8 +441,14 @@ def configure_args() -> list[str]:
     return [*DEFAULT_CONFIGURE, *extra]
 
 
-def prepare(series: Series, source: Source, *, vanilla: bool, build_dir: Path | None = None,
-            steps: list[str]) -> Path:
+def prepare(
+    series: Series,
+    source: Source,
+    *,
+    vanilla: bool,
+    build_dir: Path | None = None,
+    steps: list[str],
+) -> Path:
     """Unpack, patch and overlay (incrementally); return the source tree."""
     kind = "vanilla" if vanilla else "retrace"
     build_dir = build_dir or cache_dir() / "build" / f"{source.version}-{kind}"
@@ -453,8 +482,14 @@ def prepare(series: Series, source: Source, *, vanilla: bool, build_dir: Path | 
     return tree
 
 
-def build(series: Series, source: Source, *, vanilla: bool = False,
-          build_dir: Path | None = None, jobs: int | None = None) -> BuildResult:
+def build(
+    series: Series,
+    source: Source,
+    *,
+    vanilla: bool = False,
+    build_dir: Path | None = None,
+    jobs: int | None = None,
+) -> BuildResult:
     import time
 
     start = time.monotonic()
@@ -505,8 +540,20 @@ def port(series: Series, source: Source, out: Path) -> dict:
     unpack(source, tree)
     run(["git", "init", "-q"], cwd=tree)
     run(["git", "add", "-A"], cwd=tree)
-    run(["git", "-c", "user.name=port", "-c", "user.email=port@localhost", "commit", "-q",
-         "-m", "pristine"], cwd=tree)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=port",
+            "-c",
+            "user.email=port@localhost",
+            "commit",
+            "-q",
+            "-m",
+            "pristine",
+        ],
+        cwd=tree,
+    )
     report: dict = {"from": origin.name, "to": source.version, "patches": [], "ok": True}
     candidates: list[tuple[str, list[str]]] = []
     for patch in patch_files(origin):
@@ -516,9 +563,19 @@ def port(series: Series, source: Source, out: Path) -> dict:
             report["patches"].append(entry)
             continue
         result = subprocess.run(
-            ["patch", "-p1", "--batch", "--forward", "--fuzz=3", "--no-backup-if-mismatch",
-             "-i", str(patch)],
-            cwd=tree, capture_output=True, text=True,
+            [
+                "patch",
+                "-p1",
+                "--batch",
+                "--forward",
+                "--fuzz=3",
+                "--no-backup-if-mismatch",
+                "-i",
+                str(patch),
+            ],
+            cwd=tree,
+            capture_output=True,
+            text=True,
         )
         current = None
         for line in result.stdout.splitlines():
@@ -528,44 +585,81 @@ def port(series: Series, source: Source, out: Path) -> dict:
             match = _HUNK_RE.search(line)
             if match:
                 number, status, at, rest = match.groups()
-                entry["hunks"].append({
-                    "file": current, "hunk": int(number), "status": status,
-                    "line": int(at) if at else None, "detail": rest.strip(" ."),
-                })
+                entry["hunks"].append(
+                    {
+                        "file": current,
+                        "hunk": int(number),
+                        "status": status,
+                        "line": int(at) if at else None,
+                        "detail": rest.strip(" ."),
+                    }
+                )
         for rej in tree.rglob("*.rej"):
             target = str(rej.relative_to(tree))[: -len(".rej")]
             merged = _merge_reject(tree, target, rej)
-            entry["rejects"].append({
-                "file": target, "reject": rej.read_text(), "merged_with_markers": merged,
-            })
+            entry["rejects"].append(
+                {
+                    "file": target,
+                    "reject": rej.read_text(),
+                    "merged_with_markers": merged,
+                }
+            )
             keep = work / "rejects" / (str(rej.relative_to(tree)).replace("/", "__"))
             keep.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(rej), keep)
         entry["clean"] = result.returncode == 0 and not entry["rejects"]
         report["ok"] &= entry["clean"]
-        changed = subprocess.run(["git", "diff", "--name-only"], cwd=tree, capture_output=True,
-                                 text=True, check=True).stdout.split()
+        changed = subprocess.run(
+            ["git", "diff", "--name-only"], cwd=tree, capture_output=True, text=True, check=True
+        ).stdout.split()
         candidates.append((patch.name, changed))
         run(["git", "add", "-A"], cwd=tree)
-        run(["git", "-c", "user.name=port", "-c", "user.email=port@localhost", "commit", "-q",
-             "--allow-empty", "-m", patch.name], cwd=tree)
+        run(
+            [
+                "git",
+                "-c",
+                "user.name=port",
+                "-c",
+                "user.email=port@localhost",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                patch.name,
+            ],
+            cwd=tree,
+        )
         report["patches"].append(entry)
     regen_changed = regenerate_cases(tree) if origin.regenerated else []
     out.mkdir(parents=True, exist_ok=True)
     names = []
-    commits = subprocess.run(["git", "log", "--format=%H %s", "--reverse"], cwd=tree,
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+    commits = subprocess.run(
+        ["git", "log", "--format=%H %s", "--reverse"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     for line in commits[1:]:
         sha, name = line.split(" ", 1)
-        diff = subprocess.run(["git", "show", "--format=", "--no-prefix", "--src-prefix=a/",
-                               "--dst-prefix=b/", sha], cwd=tree, capture_output=True,
-                              text=True, check=True).stdout
+        diff = subprocess.run(
+            ["git", "show", "--format=", "--no-prefix", "--src-prefix=a/", "--dst-prefix=b/", sha],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         if diff.strip():
             (out / name).write_text(diff)
             names.append(name)
     if regen_changed:
-        diff = subprocess.run(["git", "diff", "--src-prefix=a/", "--dst-prefix=b/"], cwd=tree,
-                              capture_output=True, text=True, check=True).stdout
+        diff = subprocess.run(
+            ["git", "diff", "--src-prefix=a/", "--dst-prefix=b/"],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         regen_name = next(iter(origin.regenerated))
         (out / regen_name).write_text(diff)
         names.append(regen_name)
@@ -597,9 +691,19 @@ def _merge_reject(tree: Path, target: str, rej: Path) -> bool:
     orig = tree / (target + ".orig")
     orig.unlink(missing_ok=True)
     result = subprocess.run(
-        ["patch", "-p0", "--batch", "--forward", "--merge", "--no-backup-if-mismatch",
-         str(tree / target), str(rej)],
-        cwd=tree, capture_output=True, text=True,
+        [
+            "patch",
+            "-p0",
+            "--batch",
+            "--forward",
+            "--merge",
+            "--no-backup-if-mismatch",
+            str(tree / target),
+            str(rej),
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
     )
     return "conflict" in (result.stdout + result.stderr).lower() or result.returncode == 0
 
@@ -653,32 +757,59 @@ def main(argv: list[str] | None = None) -> int:
     try:
         series = load_series(args.series)
         if args.command == "info":
-            print(json.dumps({
-                "series": series.name, "versions": series.versions,
-                "probe_abi": series.probe_abi, "patches": list(series.patches),
-                "verified": list(series.verified), "cache": str(cache_dir()),
-            }, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "series": series.name,
+                        "versions": series.versions,
+                        "probe_abi": series.probe_abi,
+                        "patches": list(series.patches),
+                        "verified": list(series.verified),
+                        "cache": str(cache_dir()),
+                    },
+                    indent=2,
+                )
+            )
             return 0
         unverified = args.unverified or args.command == "port"
         if args.command == "port":
-            if not (args.source or os.environ.get("CPYTHON_SOURCE") or args.repo_url
-                    or os.environ.get("CPYTHON_REPO_URL")):
+            if not (
+                args.source
+                or os.environ.get("CPYTHON_SOURCE")
+                or args.repo_url
+                or os.environ.get("CPYTHON_REPO_URL")
+            ):
                 raise RuntimeBuildError(
                     f"port-patches-{series.name} needs the target sources: set CPYTHON_SOURCE "
                     "to a Python-X.Y.Z tarball, unpacked tree or URL (or CPYTHON_REPO_URL and "
                     "CPYTHON_TAG)"
                 )
-        source = resolve_source(series, version=args.version, source=args.source,
-                                repo_url=args.repo_url, tag=args.tag, unverified=unverified)
+        source = resolve_source(
+            series,
+            version=args.version,
+            source=args.source,
+            repo_url=args.repo_url,
+            tag=args.tag,
+            unverified=unverified,
+        )
         if args.command == "apply":
             steps: list[str] = []
             tree = prepare(series, source, vanilla=False, build_dir=args.build_dir, steps=steps)
-            result = {"tree": str(tree), "version": source.version, "steps": steps,
-                      "verified": source.verified}
-            print(json.dumps(result) if args.json else f"patched tree: {tree} ({', '.join(steps) or 'up to date'})")
+            result = {
+                "tree": str(tree),
+                "version": source.version,
+                "steps": steps,
+                "verified": source.verified,
+            }
+            print(
+                json.dumps(result)
+                if args.json
+                else f"patched tree: {tree} ({', '.join(steps) or 'up to date'})"
+            )
         elif args.command == "build":
-            result = build(series, source, vanilla=args.vanilla, build_dir=args.build_dir,
-                           jobs=args.jobs)
+            result = build(
+                series, source, vanilla=args.vanilla, build_dir=args.build_dir, jobs=args.jobs
+            )
             print(json.dumps(result.as_dict()) if args.json else result.executable)
         else:
             out = args.out or cache_dir() / "port" / source.version / "candidate"

@@ -69,7 +69,7 @@ collect(PyThreadState *tstate, _PyInterpreterFrame ***out, _PyInterpreterFrame *
 {
     _PyInterpreterFrame **frames = small;
     Py_ssize_t n = 0, cap = smallcap;
-    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(tstate->current_frame);
+    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(_PyRetrace_CURRENT_FRAME(tstate));
          f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
         if (n == cap) {
             _PyInterpreterFrame **bigger = PyMem_Malloc(sizeof(*frames) * cap * 2);
@@ -116,7 +116,7 @@ retrace_coordinates(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
         int k;
         for (k = 0; kwlist[k]; k++) {
-            if (PyUnicode_Check(name) && PyUnicode_EqualToUTF8(name, kwlist[k])) {
+            if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, kwlist[k]) == 0) {
                 break;
             }
         }
@@ -339,6 +339,13 @@ scope_get(PyObject *self, PyObject *obj, PyObject *type)
     return PyMethod_New(self, obj);
 }
 
+#if PY_VERSION_HEX < 0x030C0000
+#  include "structmember.h"
+#  define Py_T_OBJECT_EX T_OBJECT_EX
+#  define Py_T_PYSSIZET T_PYSSIZET
+#  define Py_READONLY READONLY
+#endif
+
 static PyMemberDef scope_members[] = {
     {"__wrapped__", Py_T_OBJECT_EX, offsetof(ScopeWrapper, func), Py_READONLY, NULL},
     {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(ScopeWrapper, vectorcall), Py_READONLY,
@@ -466,7 +473,7 @@ disarm(PyInterpreterState *interp)
     rs->call_at_overshoot = NULL;
     rs->call_at_armed = 0;
     for (PyThreadState *t = interp->threads.head; t != NULL; t = t->next) {
-        _Py_unset_eval_breaker_bit(t, _PY_RETRACE_CALL_AT_BIT);
+        _PyRetrace_DisarmThread(t);
     }
     Py_XDECREF(cb);
     Py_XDECREF(over);
@@ -554,7 +561,7 @@ retrace_call_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     rs->call_at_overshoot = over == Py_None ? NULL : Py_NewRef(over);
     rs->call_at_armed = 1;
     if (target != NULL) {
-        _Py_set_eval_breaker_bit(target, _PY_RETRACE_CALL_AT_BIT);
+        _PyRetrace_ArmThread(target);
     }
     Py_RETURN_NONE;
 }
@@ -849,7 +856,12 @@ retrace_exec(PyObject *module)
         return -1;
     }
     PyObject *capsule = PyCapsule_New((void *)&probe_api, RETRACE_PROBE_CAPSULE_NAME, NULL);
-    if (PyModule_Add(module, "_C_API", capsule) < 0) {
+    if (capsule == NULL) {
+        return -1;
+    }
+    int rc = PyModule_AddObjectRef(module, "_C_API", capsule);
+    Py_DECREF(capsule);
+    if (rc < 0) {
         return -1;
     }
     if (PyModule_AddIntConstant(module, "ABI_VERSION", RETRACE_PROBE_ABI_VERSION) < 0
@@ -901,7 +913,9 @@ retrace_free(void *module)
 
 static PyModuleDef_Slot retrace_module_slots[] = {
     {Py_mod_exec, retrace_exec},
+#ifdef Py_MOD_PER_INTERPRETER_GIL_SUPPORTED
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
     {0, NULL},
 };
 

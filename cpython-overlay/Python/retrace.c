@@ -76,7 +76,7 @@ _PyRetrace_LocationHash(PyThreadState *tstate)
     _PyInterpreterFrame *small[64];
     _PyInterpreterFrame **frames = small;
     Py_ssize_t n = 0, cap = 64;
-    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(tstate->current_frame);
+    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(_PyRetrace_CURRENT_FRAME(tstate));
          f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
         if (n == cap) {
             _PyInterpreterFrame **bigger = PyMem_RawMalloc(sizeof(*frames) * cap * 2);
@@ -132,22 +132,37 @@ id_in_use(PyInterpreterState *interp, uint64_t id, PyThreadState *except)
 static uint64_t
 unique_id(PyInterpreterState *interp, uint64_t id, PyThreadState *self)
 {
+#ifdef HEAD_LOCK
     _PyRuntimeState *runtime = &_PyRuntime;
     HEAD_LOCK(runtime);
+#endif
+    /* Without HEAD_LOCK (3.11) the GIL held by the caller protects the list. */
     while (id_in_use(interp, id, self)) {
         id = nonzero(mix64(id + 1));
     }
     self->retrace.thread_id = id;
+#ifdef HEAD_LOCK
     HEAD_UNLOCK(runtime);
+#endif
     return id;
+}
+
+static int
+is_main_tstate(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return tstate == tstate->interp->threads.main;
+#else
+    return tstate->thread_id == _PyRuntime.main_thread
+        && tstate->interp == _PyRuntime.interpreters.main;
+#endif
 }
 
 uint64_t
 _PyRetrace_AssignThreadId(PyThreadState *tstate)
 {
     PyInterpreterState *interp = tstate->interp;
-    if (tstate == interp->threads.main
-        || (_Py_IsMainThread() && _Py_IsMainInterpreter(interp))) {
+    if (is_main_tstate(tstate) || (_Py_IsMainThread() && _Py_IsMainInterpreter(interp))) {
         /* The seed id needs no uniqueness check: children always avoid it. */
         tstate->retrace.thread_id = _PyRetrace_MainThreadId(interp);
         return tstate->retrace.thread_id;
@@ -165,7 +180,7 @@ _PyRetrace_ThreadIdNoLock(PyThreadState *tstate)
     if (tstate->retrace.thread_id) {
         return tstate->retrace.thread_id;
     }
-    if (tstate == tstate->interp->threads.main) {
+    if (is_main_tstate(tstate)) {
         tstate->retrace.thread_id = _PyRetrace_MainThreadId(tstate->interp);
         return tstate->retrace.thread_id;
     }
@@ -191,15 +206,16 @@ call_python_callback(PyThreadState *tstate, PyObject *cb)
 {
     Py_INCREF(cb);
     tstate->retrace.transparent++;
-    PyObject *exc = _PyErr_GetRaisedException(tstate);
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     PyObject *res = PyObject_CallNoArgs(cb);
     if (res == NULL) {
-        PyErr_FormatUnraisable("Exception ignored in retrace scheduling callback %R", cb);
+        PyErr_WriteUnraisable(cb);
     }
     else {
         Py_DECREF(res);
     }
-    _PyErr_SetRaisedException(tstate, exc);
+    PyErr_Restore(type, value, tb);
     tstate->retrace.transparent--;
     Py_DECREF(cb);
 }
@@ -225,9 +241,9 @@ _PyRetrace_ThreadStart(PyThreadState *tstate)
 {
     _PyRetraceInterpState *rs = &tstate->interp->retrace;
     (void)_PyRetrace_ThreadId(tstate);
-    tstate->retrace.native_ident = (uint64_t)PyThread_get_thread_ident_ex();
+    tstate->retrace.native_ident = (uint64_t)PyThread_get_thread_ident();
     if (rs->call_at_armed && rs->call_at_thread == tstate->retrace.thread_id) {
-        _Py_set_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+        _PyRetrace_ArmThread(tstate);
     }
     if (rs->thread_start != NULL || rs->native_start != NULL) {
         deliver(tstate, rs->thread_start, rs->native_start, rs->native_start_data);
@@ -265,7 +281,7 @@ _PyRetrace_CompareCoordinates(PyThreadState *tstate, const uint64_t *words, Py_s
     _PyInterpreterFrame *small[64];
     _PyInterpreterFrame **frames = small;
     Py_ssize_t n = 0, cap = 64;
-    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(tstate->current_frame);
+    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(_PyRetrace_CURRENT_FRAME(tstate));
          f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
         if (n == cap) {
             _PyInterpreterFrame **bigger = PyMem_RawMalloc(sizeof(*frames) * cap * 2);
@@ -314,7 +330,7 @@ _PyRetrace_CheckCallAt(PyThreadState *tstate)
 {
     _PyRetraceInterpState *rs = &tstate->interp->retrace;
     if (!rs->call_at_armed || rs->call_at_thread != _PyRetrace_ThreadId(tstate)) {
-        _Py_unset_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+        _PyRetrace_DisarmThread(tstate);
         return 0;
     }
     if (tstate->retrace.transparent) {
@@ -337,7 +353,7 @@ _PyRetrace_CheckCallAt(PyThreadState *tstate)
     rs->call_at_callback = NULL;
     rs->call_at_overshoot = NULL;
     rs->call_at_armed = 0;
-    _Py_unset_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+    _PyRetrace_DisarmThread(tstate);
     PyObject *cb = cmp == 0 ? hit : over;
     int rc = 0;
     if (cb != NULL && cb != Py_None) {

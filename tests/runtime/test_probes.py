@@ -159,8 +159,13 @@ def test_real_patched_interpreter():
     )
     runs = []
     for _ in range(2):
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "RETRACE_PROBES": "require"})
+        proc = subprocess.run(
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "RETRACE_PROBES": "require"},
+        )
         assert proc.returncode == 0, proc.stderr
         runs.append(json.loads(proc.stdout))
     first = runs[0]

@@ -43,7 +43,8 @@ def main() -> int:
     build_args = [a for a in args.build_args if a != "--"]
     proc = subprocess.run(
         [sys.executable, args.driver, "build", "--json", *build_args],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     if proc.returncode != 0:
         return proc.returncode

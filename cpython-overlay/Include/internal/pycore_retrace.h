@@ -11,7 +11,10 @@
 #  error "this header requires Py_BUILD_CORE define"
 #endif
 
+#include "pycore_ceval.h"         // _Py_set_eval_breaker_bit()
 #include "pycore_frame.h"
+#include "pycore_interp.h"        // PyInterpreterState.retrace
+#include "pycore_pystate.h"       // _PyThreadState_GET()
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,17 +23,27 @@ extern "C" {
 /* Eval-breaker bit used while a call_at target is armed for a thread. */
 #define _PY_RETRACE_CALL_AT_BIT (1U << 7)
 
+/* The few frame/thread accessors that differ between CPython series. */
 #if PY_VERSION_HEX >= 0x030D0000
 #  define _PyRetrace_INSTR(f) ((f)->instr_ptr)
+#  define _PyRetrace_CODE(f) _PyFrame_GetCode(f)
+#  define _PyRetrace_CURRENT_FRAME(t) ((t)->current_frame)
 #else
 #  define _PyRetrace_INSTR(f) ((f)->prev_instr)
+#  define _PyRetrace_CODE(f) ((f)->f_code)
+#  define _PyRetrace_CURRENT_FRAME(t) ((t)->cframe->current_frame)
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+#  define _PyRetrace_IS_SHIM(f) ((f)->owner == FRAME_OWNED_BY_CSTACK)
+#else
+#  define _PyRetrace_IS_SHIM(f) 0
 #endif
 
 /* Is *f* a visible Python frame for coordinates? */
 static inline int
 _PyRetrace_FrameVisible(_PyInterpreterFrame *f)
 {
-    return f->owner != FRAME_OWNED_BY_CSTACK
+    return !_PyRetrace_IS_SHIM(f)
         && (f->retrace.flags & _PyRetrace_FRAME_TRANSPARENT) == 0;
 }
 
@@ -39,7 +52,7 @@ _PyRetrace_FrameVisible(_PyInterpreterFrame *f)
 static inline uint64_t
 _PyRetrace_FrameCoordinate(_PyInterpreterFrame *f)
 {
-    PyCodeObject *code = _PyFrame_GetCode(f);
+    PyCodeObject *code = _PyRetrace_CODE(f);
     intptr_t bytes = (intptr_t)((char *)_PyRetrace_INSTR(f) - (char *)_PyCode_CODE(code));
     return (uint64_t)(bytes + f->retrace.bias) / sizeof(_Py_CODEUNIT);
 }
@@ -137,6 +150,29 @@ _PyRetrace_OnDealloc(PyObject *op, PyTypeObject *type)
     if (_PyRetrace_identity_live != 0 && type->tp_hash == _PyRetrace_IdentityHash) {
         _PyRetrace_ForgetIdentity(op);
     }
+}
+
+/* Make *tstate* reach _PyRetrace_CheckCallAt() at its next eval-breaker
+ * check (3.13: a per-thread eval-breaker bit; 3.11: the interpreter-wide
+ * eval_breaker, which the patched COMPUTE_EVAL_BREAKER keeps set while armed). */
+static inline void
+_PyRetrace_ArmThread(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    _Py_set_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+#else
+    _Py_atomic_store_relaxed(&tstate->interp->ceval.eval_breaker, 1);
+#endif
+}
+
+static inline void
+_PyRetrace_DisarmThread(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    _Py_unset_eval_breaker_bit(tstate, _PY_RETRACE_CALL_AT_BIT);
+#else
+    (void)tstate;   /* recomputed by COMPUTE_EVAL_BREAKER */
+#endif
 }
 
 /* Does the interpreter have a scheduling callback of either kind? */

@@ -95,7 +95,9 @@ def _import_retrace() -> ModuleType | None:
         return None
 
 
-def _evaluate(chosen: ProbePolicy, module: ModuleType | None) -> tuple[ProbeStatus, ModuleType | None]:
+def _evaluate(
+    chosen: ProbePolicy, module: ModuleType | None
+) -> tuple[ProbeStatus, ModuleType | None]:
     everything = frozenset(FEATURES)
     if chosen is ProbePolicy.OFF:
         reason = f"{POLICY_ENV}=off"
