@@ -150,7 +150,8 @@ def test_real_patched_interpreter():
     code = (
         "import importlib.util, json, sys\n"
         f"spec = importlib.util.spec_from_file_location('probes', {str(src / 'probes.py')!r})\n"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['probes'] = m\n"
+        "spec.loader.exec_module(m)\n"
         "import _thread\n"
         "s = m.status()\n"
         "o = object()\n"
