@@ -568,7 +568,7 @@ def port(series: Series, source: Source, out: Path) -> dict:
                 "-p1",
                 "--batch",
                 "--forward",
-                "--fuzz=3",
+                "--fuzz=2",
                 "--no-backup-if-mismatch",
                 "-i",
                 str(patch),
@@ -591,7 +591,7 @@ def port(series: Series, source: Source, out: Path) -> dict:
                         "hunk": int(number),
                         "status": status,
                         "line": int(at) if at else None,
-                        "detail": rest.strip(" ."),
+                        "detail": rest.strip(" .()"),
                     }
                 )
         for rej in tree.rglob("*.rej"):
