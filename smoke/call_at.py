@@ -78,7 +78,7 @@ def loop(n):
 
 
 c = retrace.coordinates()
-retrace.call_at(me, c[:-1] + (c[-1] + 10_000,), lambda: fired.append(1))
+retrace.call_at(me, (*c[:-1], c[-1] + 10_000), lambda: fired.append(1))
 retrace.call_at(None)
 import _retrace  # noqa: E402
 
@@ -97,7 +97,7 @@ def boom():
 
 def arm_then_loop():
     c = retrace.coordinates()
-    retrace.call_at(me, c[:-1] + (c[-1] + 60,), boom, boom)
+    retrace.call_at(me, (*c[:-1], c[-1] + 60), boom, boom)
     for _ in range(1000):
         pass
 

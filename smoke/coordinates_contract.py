@@ -1,5 +1,6 @@
 """Coordinate contract: shape, ordering, drop, C-driven ordinals, exclude/include."""
 
+import itertools
 import operator
 
 import retrace
@@ -25,7 +26,7 @@ def ordering():
 seq = ordering()
 for c in seq:
     shape(c)
-for a, b in zip(seq, seq[1:]):
+for a, b in itertools.pairwise(seq):
     check(a < b, f"coordinates went backwards: {a} then {b}")
     check(a[:-1] == b[:-1], "the frame prefix changed inside one activation")
 
@@ -101,7 +102,7 @@ def noop():
     return None
 
 
-plain = list(map(operator.call, [probe]))[0]
+plain = next(map(operator.call, [probe]))
 after_excluded = list(map(operator.call, [retrace.exclude(noop), probe]))[1]
 after_visible = list(map(operator.call, [noop, probe]))[1]
 check(plain[-2] == 0 and after_excluded[-2] == 0, "an excluded call consumed an ordinal")
@@ -120,7 +121,7 @@ def gen():
 
 
 gens = list(gen())
-check(all(a[-1] < b[-1] for a, b in zip(gens, gens[1:])), f"generator coords: {gens}")
+check(all(a[-1] < b[-1] for a, b in itertools.pairwise(gens)), f"generator coords: {gens}")
 
 # hash(): deterministic function of the same stream; differs across points.
 h1, h2 = retrace.hash(), retrace.hash()

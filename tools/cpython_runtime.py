@@ -772,18 +772,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         unverified = args.unverified or args.command == "port"
-        if args.command == "port":
-            if not (
-                args.source
-                or os.environ.get("CPYTHON_SOURCE")
-                or args.repo_url
-                or os.environ.get("CPYTHON_REPO_URL")
-            ):
-                raise RuntimeBuildError(
-                    f"port-patches-{series.name} needs the target sources: set CPYTHON_SOURCE "
-                    "to a Python-X.Y.Z tarball, unpacked tree or URL (or CPYTHON_REPO_URL and "
-                    "CPYTHON_TAG)"
-                )
+        if args.command == "port" and not (
+            args.source
+            or os.environ.get("CPYTHON_SOURCE")
+            or args.repo_url
+            or os.environ.get("CPYTHON_REPO_URL")
+        ):
+            raise RuntimeBuildError(
+                f"port-patches-{series.name} needs the target sources: set CPYTHON_SOURCE "
+                "to a Python-X.Y.Z tarball, unpacked tree or URL (or CPYTHON_REPO_URL and "
+                "CPYTHON_TAG)"
+            )
         source = resolve_source(
             series,
             version=args.version,

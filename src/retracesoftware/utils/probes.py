@@ -174,4 +174,5 @@ def describe() -> str:
     if not result.missing:
         return f"native probes: all in use (ABI {result.abi_version})"
     used = ", ".join(sorted(result.available)) or "none"
-    return f"native probes in use: {used}; unavailable: {', '.join(sorted(result.missing))} ({result.reason})"
+    missing = ", ".join(sorted(result.missing))
+    return f"native probes in use: {used}; unavailable: {missing} ({result.reason})"
