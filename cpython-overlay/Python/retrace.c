@@ -147,22 +147,20 @@ unique_id(PyInterpreterState *interp, uint64_t id, PyThreadState *self)
     return id;
 }
 
+/* A thread state of the process's main OS thread.  In every interpreter it
+ * gets that interpreter's main-thread id, which _thread._get_main_thread_ident()
+ * reports too (so threading's idea of the main thread holds in subinterpreters). */
 static int
 is_main_tstate(PyThreadState *tstate)
 {
-#if PY_VERSION_HEX >= 0x030D0000
-    return tstate == tstate->interp->threads.main;
-#else
-    return tstate->thread_id == _PyRuntime.main_thread
-        && tstate->interp == _PyRuntime.interpreters.main;
-#endif
+    return tstate->thread_id == _PyRuntime.main_thread;
 }
 
 uint64_t
 _PyRetrace_AssignThreadId(PyThreadState *tstate)
 {
     PyInterpreterState *interp = tstate->interp;
-    if (is_main_tstate(tstate) || (_Py_IsMainThread() && _Py_IsMainInterpreter(interp))) {
+    if (is_main_tstate(tstate)) {
         /* The seed id needs no uniqueness check: children always avoid it. */
         tstate->retrace.thread_id = _PyRetrace_MainThreadId(interp);
         return tstate->retrace.thread_id;
@@ -511,4 +509,51 @@ _PyRetrace_InterpFree(PyInterpreterState *interp)
     rs->id_table = NULL;
     rs->id_mask = 0;
     rs->id_used = 0;
+}
+
+/* ---- native ident bridge ------------------------------------------------------ */
+
+void
+_PyRetrace_SetNativeIdent(PyThreadState *tstate, unsigned long long native)
+{
+    tstate->retrace.native_ident = (uint64_t)native;
+}
+
+static PyThreadState *
+find_by_native(PyInterpreterState *interp, unsigned long long native)
+{
+    for (PyThreadState *t = interp->threads.head; t != NULL; t = t->next) {
+        uint64_t known = t->retrace.native_ident ? t->retrace.native_ident
+                                                 : (uint64_t)t->thread_id;
+        if (known == (uint64_t)native) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+uint64_t
+_PyRetrace_IdentFromNative(PyInterpreterState *interp, unsigned long long native)
+{
+    PyThreadState *t = find_by_native(interp, native);
+    return t != NULL ? _PyRetrace_ThreadIdNoLock(t) : (uint64_t)native;
+}
+
+unsigned long long
+_PyRetrace_NativeFromIdent(PyInterpreterState *interp, uint64_t ident)
+{
+    for (PyThreadState *t = interp->threads.head; t != NULL; t = t->next) {
+        if (_PyRetrace_ThreadIdNoLock(t) == ident) {
+            return t->retrace.native_ident ? t->retrace.native_ident
+                                           : (unsigned long long)t->thread_id;
+        }
+    }
+    return ident;
+}
+
+uint64_t
+_PyRetrace_CurrentMainThreadId(PyInterpreterState *interp)
+{
+    PyThreadState *t = find_by_native(interp, (unsigned long long)_PyRuntime.main_thread);
+    return t != NULL ? _PyRetrace_ThreadIdNoLock(t) : _PyRetrace_MainThreadId(interp);
 }

@@ -135,6 +135,16 @@ PyAPI_FUNC(void) _PyRetrace_ThreadResume(PyThreadState *tstate);
 PyAPI_FUNC(int) _PyRetrace_CheckCallAt(PyThreadState *tstate);
 PyAPI_FUNC(uint64_t) _PyRetrace_LocationHash(PyThreadState *tstate);
 
+/* Bridge between OS idents (what CPython's C code keeps) and retrace ids
+ * (what Python code sees).  Unknown values pass through unchanged. */
+PyAPI_FUNC(void) _PyRetrace_SetNativeIdent(PyThreadState *tstate, unsigned long long native);
+PyAPI_FUNC(uint64_t) _PyRetrace_IdentFromNative(PyInterpreterState *interp,
+                                                unsigned long long native);
+PyAPI_FUNC(unsigned long long) _PyRetrace_NativeFromIdent(PyInterpreterState *interp,
+                                                          uint64_t ident);
+/* Retrace id of the thread that is currently the process's main thread. */
+PyAPI_FUNC(uint64_t) _PyRetrace_CurrentMainThreadId(PyInterpreterState *interp);
+
 PyAPI_FUNC(void) _PyRetrace_InterpClear(PyInterpreterState *interp);
 PyAPI_FUNC(void) _PyRetrace_InterpFree(PyInterpreterState *interp);
 
