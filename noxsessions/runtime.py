@@ -112,7 +112,7 @@ def smoke(session: nox.Session, series: str, repeat: int = 20) -> None:
 
 def vanilla_compat(session: nox.Session, series: str) -> None:
     """Patched executable over a vanilla install of the series"""
-    info = build_runtime(session, series)
+    build_runtime(session, series)
     vanilla = VANILLA_FOR_COMPAT.get(series)
     prefix = None
     if vanilla and shutil.which("pyenv"):
@@ -121,32 +121,48 @@ def vanilla_compat(session: nox.Session, series: str) -> None:
             prefix = Path(proc.stdout.strip())
     if prefix is None:
         session.skip(f"no vanilla CPython {series} install found (pyenv {vanilla})")
+    # The same layout as the wheel: patched executable + the extension modules
+    # built with it, the vanilla install's pure-Python standard library.
     home = Path(session.create_tmp()) / f"compat-{series}"
-    if home.exists():
-        shutil.rmtree(home)
-    (home / "bin").mkdir(parents=True)
-    exe = home / "bin" / f"python{series}"
-    shutil.copy2(info["executable"], exe)
-    site = home / "lib" / f"python{series}" / "site-packages"
-    site.mkdir(parents=True)
-    shutil.copy2(Path(info["tree"]) / "Lib" / "retrace.py", site / "retrace.py")
+    shutil.rmtree(home, ignore_errors=True)
+    lib = home / "lib" / f"python{series}"
+    outputs = [
+        home / "bin" / f"python{series}",
+        lib / "site-packages" / "retrace.py",
+        lib / "site-packages" / "_retracesoftware_cpython_env.pth",
+        home / "runtime.json",
+        lib / "lib-dynload",
+    ]
+    for out in outputs:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    session.run(
+        _host_python(),
+        str(WHEEL_PROJECT / "stage_runtime.py"),
+        "--driver",
+        str(DRIVER),
+        "--outputs",
+        *map(str, outputs),
+        "--",
+        "--series",
+        series,
+        *_split_posargs(session),
+        external=True,
+    )
     (home / "pyvenv.cfg").write_text(
         f"home = {prefix / 'bin'}\ninclude-system-site-packages = false\n"
     )
+    exe = str(outputs[0])
     probe = (
-        "import sys, retrace; "
+        "import sys, retrace, os; "
         f"assert sys.base_prefix == {str(prefix)!r}, sys.base_prefix; "
-        "import json, ssl, sqlite3, asyncio, decimal, ctypes; print('stdlib ok')"
+        "import json, ssl, sqlite3, asyncio, decimal, ctypes, pickle, datetime, _pickle; "
+        "assert os.path.dirname(_pickle.__file__).endswith('lib-dynload'); "
+        "assert sys.prefix in _pickle.__file__, _pickle.__file__; "
+        "print('patched', sys.version.split()[0], 'over vanilla', sys.base_prefix)"
     )
-    session.run(str(exe), "-c", probe, external=True)
+    session.run(exe, "-c", probe, external=True)
     session.run(
-        str(exe),
-        str(ROOT / "smoke" / "run.py"),
-        "--python",
-        str(exe),
-        "--repeat",
-        "3",
-        external=True,
+        exe, str(ROOT / "smoke" / "run.py"), "--python", exe, "--repeat", "3", external=True
     )
 
 
@@ -179,6 +195,13 @@ def runtime_wheel(session: nox.Session, series: str) -> None:
         "retrace-python",
         "-c",
         "import retrace, sys; print(sys.version); print(retrace.coordinates())",
+    )
+    # Extension modules come from the wheel, pure-Python modules from the host.
+    session.run(
+        "retrace-python",
+        "-c",
+        "import _pickle, _datetime, _ctypes, _sqlite3, _ssl, _json, _asyncio; "
+        "assert '_runtime' in _pickle.__file__, _pickle.__file__; print('stdlib ok')",
     )
     # Packages of the installing environment are importable from the runtime.
     session.install("nox")
