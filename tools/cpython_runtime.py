@@ -298,6 +298,11 @@ def unpack(source: Source, dest: Path) -> None:
 
 
 def patch_files(series: Series) -> list[Path]:
+    if not series.patches:
+        raise RuntimeBuildError(
+            f"series {series.name} has no patches yet: port the nearest verified series with "
+            f"`CPYTHON_SOURCE=... nox -s port-patches-{series.name}` (see docs/building.md)"
+        )
     files = [series.directory / name for name in series.patches]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:

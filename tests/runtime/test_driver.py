@@ -183,3 +183,8 @@ def _verified_origin(load):
         return load(name)
 
     return wrapper
+
+
+def test_series_without_patches_cannot_be_applied():
+    with pytest.raises(driver.RuntimeBuildError, match="no patches yet"):
+        driver.patch_files(driver.load_series("3.14"))
