@@ -20,6 +20,7 @@ SCRIPTS = (
     "call_at",
     "handoff",
     "identity_hash",
+    "leaks",
 )
 
 
