@@ -20,8 +20,7 @@ import nox
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import noxsessions.fuzz  # noqa: F401  (registers nox -s fuzz)
-import noxsessions.runtime  # noqa: F401  (registers the runtime sessions)
-from noxsessions import docs, release  # noqa: F401  (registers docs, wheels, release-check)
+from noxsessions import docs, release, runtime  # noqa: F401  (docs, wheels, release, runtime)
 from noxsessions.common import (
     MISSING_PYTHONS,
     PRESENT_PYTHONS,
@@ -65,4 +64,3 @@ def bench(session: nox.Session) -> None:
         scripts = [s for s in scripts if any(arg in s.name for arg in session.posargs)]
     for script in scripts:
         session.run("python", str(script))
-
