@@ -97,7 +97,7 @@ def boom():
 
 def arm_then_loop():
     c = retrace.coordinates()
-    retrace.call_at(me, (*c[:-1], c[-1] + 60), boom, boom)
+    retrace.call_at(me, (*c[:-1], c[-1] + 500), boom, boom)
     for _ in range(1000):
         pass
 

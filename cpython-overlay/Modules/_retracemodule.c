@@ -23,6 +23,7 @@
 
 PyAPI_FUNC(int) _PyRetrace_CompareCoordinates(PyThreadState *tstate,
                                               const uint64_t *words, Py_ssize_t len);
+PyAPI_FUNC(uint64_t) _PyRetrace_VisibleCoordinate(_PyInterpreterFrame *f, int innermost);
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -160,7 +161,7 @@ retrace_coordinates(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         Py_ssize_t pos = 0, out = 0;
         for (Py_ssize_t i = n - 1; i >= 0; i--) {
             uint64_t pair[2] = {frames[i]->retrace.ordinal,
-                                _PyRetrace_FrameCoordinate(frames[i])};
+                                _PyRetrace_VisibleCoordinate(frames[i], i == 0)};
             for (int k = 0; k < 2; k++, pos++) {
                 if (pos < drop) {
                     continue;
@@ -196,7 +197,7 @@ retrace_thread_delta(PyObject *module, PyObject *Py_UNUSED(ignored))
         for (Py_ssize_t i = n - 1; i >= 0; i--, first++) {
             _PyRetraceFrameState *rs = &frames[i]->retrace;
             if (rs->last_ordinal != rs->ordinal
-                || rs->last_coordinate != _PyRetrace_FrameCoordinate(frames[i])) {
+                || rs->last_coordinate != _PyRetrace_VisibleCoordinate(frames[i], i == 0)) {
                 break;
             }
         }
@@ -214,7 +215,7 @@ retrace_thread_delta(PyObject *module, PyObject *Py_UNUSED(ignored))
     Py_ssize_t out = 1;
     for (Py_ssize_t i = n - 1 - first; i >= 0; i--) {
         _PyRetraceFrameState *rs = &frames[i]->retrace;
-        uint64_t coord = _PyRetrace_FrameCoordinate(frames[i]);
+        uint64_t coord = _PyRetrace_VisibleCoordinate(frames[i], i == 0);
         PyObject *a = PyLong_FromUnsignedLongLong(rs->ordinal);
         PyObject *b = a ? PyLong_FromUnsignedLongLong(coord) : NULL;
         if (b == NULL) {
@@ -229,7 +230,7 @@ retrace_thread_delta(PyObject *module, PyObject *Py_UNUSED(ignored))
     for (Py_ssize_t i = n - 1 - first; i >= 0; i--) {
         _PyRetraceFrameState *rs = &frames[i]->retrace;
         rs->last_ordinal = rs->ordinal;
-        rs->last_coordinate = _PyRetrace_FrameCoordinate(frames[i]);
+        rs->last_coordinate = _PyRetrace_VisibleCoordinate(frames[i], i == 0);
     }
     tstate->retrace.delta_started = 1;
 done:

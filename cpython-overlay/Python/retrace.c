@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if PY_VERSION_HEX < 0x030C0000
+#  include "pycore_opcode.h"      // _PyOpcode_Deopt
+#endif
+
 Py_ssize_t _PyRetrace_identity_live = 0;
 
 /* ---- mixing ------------------------------------------------------------ */
@@ -60,6 +64,40 @@ seed_id(void)
 
 /* ---- frames --------------------------------------------------------------- */
 
+uint64_t
+_PyRetrace_VisibleCoordinate(_PyInterpreterFrame *f, int innermost)
+{
+    uint64_t c = _PyRetrace_FrameCoordinate(f);
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11 checks the eval-breaker *after* a backward jump while prev_instr
+     * still names the jump, whose bias is already applied.  Report the
+     * innermost frame at the jump itself, as 3.13 (which checks before
+     * jumping) does, so such points stay ordered and can be hit by call_at. */
+    if (innermost) {
+        _Py_CODEUNIT *ip = _PyRetrace_INSTR(f);
+        _Py_CODEUNIT *start = _PyCode_CODE(_PyRetrace_CODE(f));
+        if (ip >= start) {
+            int op = _PyOpcode_Deopt[_Py_OPCODE(*ip)];
+            if (op == JUMP_BACKWARD || op == POP_JUMP_BACKWARD_IF_FALSE
+                || op == POP_JUMP_BACKWARD_IF_TRUE || op == POP_JUMP_BACKWARD_IF_NONE
+                || op == POP_JUMP_BACKWARD_IF_NOT_NONE) {
+                uint64_t oparg = _Py_OPARG(*ip);
+                int shift = 8;
+                for (_Py_CODEUNIT *p = ip - 1;
+                     p >= start && _PyOpcode_Deopt[_Py_OPCODE(*p)] == EXTENDED_ARG;
+                     p--, shift += 8) {
+                    oparg |= (uint64_t)_Py_OPARG(*p) << shift;
+                }
+                c -= oparg;
+            }
+        }
+    }
+#else
+    (void)innermost;
+#endif
+    return c;
+}
+
 _PyInterpreterFrame *
 _PyRetrace_VisibleParent(_PyInterpreterFrame *f)
 {
@@ -95,7 +133,7 @@ _PyRetrace_LocationHash(PyThreadState *tstate)
     uint64_t h = _PyRetrace_ThreadId(tstate);
     for (Py_ssize_t i = n - 1; i >= 0; i--) {
         h = combine(h, frames[i]->retrace.ordinal);
-        h = combine(h, _PyRetrace_FrameCoordinate(frames[i]));
+        h = combine(h, _PyRetrace_VisibleCoordinate(frames[i], i == 0));
     }
     if (frames != small) {
         PyMem_RawFree(frames);
@@ -302,7 +340,7 @@ _PyRetrace_CompareCoordinates(PyThreadState *tstate, const uint64_t *words, Py_s
     Py_ssize_t pos = 0;
     for (Py_ssize_t i = n - 1; i >= 0 && result == 0; i--) {
         uint64_t pair[2] = {frames[i]->retrace.ordinal,
-                            _PyRetrace_FrameCoordinate(frames[i])};
+                            _PyRetrace_VisibleCoordinate(frames[i], i == 0)};
         for (int k = 0; k < 2; k++, pos++) {
             if (pos >= len) {
                 result = 1;   /* target is a proper prefix: we are inside it, past */
