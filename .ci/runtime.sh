@@ -59,6 +59,6 @@ echo "== nox"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check --upgrade nox
 
 echo "== build (sha256 checked against patches/3.13/series.toml) and smoke tests"
-SMOKE_REPEAT=${SMOKE_REPEAT:-20} "$PYTHON" -m nox -s smoke-3.13 -- --smoke-only
+SMOKE_REPEAT=${SMOKE_REPEAT:-20} "$PYTHON" -m nox -s smoke-3.13 -- --smoke-only --version 3.13.5
 
 echo "== runtime CI done in $(( $(date +%s) - start )) s"
