@@ -1,0 +1,1567 @@
+// _utils: low-level CPython tools for the record/replay engine.
+//
+//   Gate          per-thread state word (+ integer tag) owned by one user
+//   GateScope     context manager that sets a gate state and restores it
+//   WithFlags     context manager that sets type flags and restores them
+//   WithoutFlags  context manager that clears type flags and restores them
+//   EventLog      append-only list of events with a read cursor
+//   Boundary      shared context of a set of Crossings (gate, mode, log, slow paths)
+//   Crossing      callable wrapper implementing the boundary fast path
+//   StackFactory  cheap capture of (filename, lineno, function) frames
+//   InterceptDict dict subclass reporting item assignment and deletion
+//   patch_hash / unpatch_hash   sequence-based identity hashing
+//   fingerprint   the argument fingerprint used by Crossing (for the slow path)
+//
+// The module keeps its state in static globals: it supports one interpreter.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <unordered_map>
+#include <vector>
+
+// Static type objects are filled in by setup_types(); only their header is initialised here.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+struct SavedError {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = nullptr;
+    void fetch() { exc = PyErr_GetRaisedException(); }
+    void restore() { PyErr_SetRaisedException(exc); exc = nullptr; }
+    PyObject *value() const { return exc; }
+    void clear() { Py_CLEAR(exc); }
+#else
+    PyObject *type = nullptr, *val = nullptr, *tb = nullptr;
+    void fetch() {
+        PyErr_Fetch(&type, &val, &tb);
+        PyErr_NormalizeException(&type, &val, &tb);
+        if (tb != nullptr && val != nullptr) PyException_SetTraceback(val, tb);
+    }
+    void restore() { PyErr_Restore(type, val, tb); type = val = tb = nullptr; }
+    PyObject *value() const { return val; }
+    void clear() { Py_CLEAR(type); Py_CLEAR(val); Py_CLEAR(tb); }
+#endif
+};
+
+// ---------------------------------------------------------------------------
+// Gates
+
+enum GateState : int { OFF = 0, INSIDE = 1, OUTSIDE = 2, DISABLED = 3 };
+constexpr int MAX_GATES = 64;
+
+struct Slot {
+    uint64_t serial;
+    int state;
+    long long tag;
+};
+
+thread_local Slot tls_slots[MAX_GATES];
+uint64_t next_serial = 1;
+bool slot_used[MAX_GATES];
+
+struct GateObject {
+    PyObject_HEAD
+    int index;
+    uint64_t serial;
+};
+
+inline Slot &gate_slot(GateObject *g) {
+    Slot &s = tls_slots[g->index];
+    if (s.serial != g->serial) {
+        s.serial = g->serial;
+        s.state = OFF;
+        s.tag = -1;
+    }
+    return s;
+}
+
+bool valid_state(long v) { return v >= OFF && v <= DISABLED; }
+
+PyObject *Gate_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":Gate", const_cast<char **>(kwlist))) {
+        return nullptr;
+    }
+    int index = -1;
+    for (int i = 0; i < MAX_GATES; ++i) {
+        if (!slot_used[i]) {
+            index = i;
+            break;
+        }
+    }
+    if (index < 0) {
+        PyErr_Format(PyExc_RuntimeError, "too many live Gate objects (the limit is %d)",
+                     MAX_GATES);
+        return nullptr;
+    }
+    auto *self = reinterpret_cast<GateObject *>(type->tp_alloc(type, 0));
+    if (self == nullptr) return nullptr;
+    slot_used[index] = true;
+    self->index = index;
+    self->serial = next_serial++;
+    return reinterpret_cast<PyObject *>(self);
+}
+
+void Gate_dealloc(PyObject *op) {
+    auto *self = reinterpret_cast<GateObject *>(op);
+    slot_used[self->index] = false;
+    Py_TYPE(op)->tp_free(op);
+}
+
+PyObject *Gate_get(PyObject *op, PyObject *) {
+    return PyLong_FromLong(gate_slot(reinterpret_cast<GateObject *>(op)).state);
+}
+
+PyObject *Gate_set(PyObject *op, PyObject *arg) {
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred()) return nullptr;
+    if (!valid_state(v)) {
+        PyErr_Format(PyExc_ValueError, "invalid gate state %ld (expected 0..3)", v);
+        return nullptr;
+    }
+    Slot &s = gate_slot(reinterpret_cast<GateObject *>(op));
+    int prev = s.state;
+    s.state = static_cast<int>(v);
+    return PyLong_FromLong(prev);
+}
+
+PyObject *Gate_get_tag(PyObject *op, void *) {
+    return PyLong_FromLongLong(gate_slot(reinterpret_cast<GateObject *>(op)).tag);
+}
+
+int Gate_set_tag(PyObject *op, PyObject *value, void *) {
+    if (value == nullptr) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete the gate tag");
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    gate_slot(reinterpret_cast<GateObject *>(op)).tag = v;
+    return 0;
+}
+
+PyObject *GateScope_create(GateObject *gate, int state, bool has_tag, long long tag);
+
+PyObject *Gate_scope(PyObject *op, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {"state", "tag", nullptr};
+    int state;
+    PyObject *tag = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|O:scope", const_cast<char **>(kwlist),
+                                     &state, &tag)) {
+        return nullptr;
+    }
+    if (!valid_state(state)) {
+        PyErr_Format(PyExc_ValueError, "invalid gate state %d (expected 0..3)", state);
+        return nullptr;
+    }
+    long long t = -1;
+    if (tag != Py_None) {
+        t = PyLong_AsLongLong(tag);
+        if (t == -1 && PyErr_Occurred()) return nullptr;
+    }
+    return GateScope_create(reinterpret_cast<GateObject *>(op), state, tag != Py_None, t);
+}
+
+PyMethodDef Gate_methods[] = {
+    {"get", Gate_get, METH_NOARGS, "The calling thread's state."},
+    {"set", Gate_set, METH_O, "Set the calling thread's state; return the previous one."},
+    {"scope", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Gate_scope)),
+     METH_VARARGS | METH_KEYWORDS,
+     "Context manager: set state (and tag) for the calling thread, restore on exit."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef Gate_getset[] = {
+    {"tag", Gate_get_tag, Gate_set_tag, "The calling thread's integer tag (-1 when unset).",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject Gate_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// GateScope ------------------------------------------------------------------
+
+struct GateScopeObject {
+    PyObject_HEAD
+    GateObject *gate;
+    int state;
+    bool has_tag;
+    long long tag;
+    bool active;
+    int prev_state;
+    long long prev_tag;
+};
+
+PyTypeObject GateScope_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *GateScope_create(GateObject *gate, int state, bool has_tag, long long tag) {
+    auto *self = PyObject_New(GateScopeObject, &GateScope_Type);
+    if (self == nullptr) return nullptr;
+    self->gate = reinterpret_cast<GateObject *>(Py_NewRef(reinterpret_cast<PyObject *>(gate)));
+    self->state = state;
+    self->has_tag = has_tag;
+    self->tag = tag;
+    self->active = false;
+    self->prev_state = OFF;
+    self->prev_tag = -1;
+    return reinterpret_cast<PyObject *>(self);
+}
+
+void GateScope_dealloc(PyObject *op) {
+    auto *self = reinterpret_cast<GateScopeObject *>(op);
+    Py_DECREF(reinterpret_cast<PyObject *>(self->gate));
+    PyObject_Free(op);
+}
+
+PyObject *GateScope_enter(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<GateScopeObject *>(op);
+    if (self->active) {
+        PyErr_SetString(PyExc_RuntimeError, "GateScope is not re-entrant");
+        return nullptr;
+    }
+    Slot &s = gate_slot(self->gate);
+    self->prev_state = s.state;
+    self->prev_tag = s.tag;
+    s.state = self->state;
+    if (self->has_tag) s.tag = self->tag;
+    self->active = true;
+    return Py_NewRef(op);
+}
+
+PyObject *GateScope_exit(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<GateScopeObject *>(op);
+    if (self->active) {
+        Slot &s = gate_slot(self->gate);
+        s.state = self->prev_state;
+        s.tag = self->prev_tag;
+        self->active = false;
+    }
+    Py_RETURN_FALSE;
+}
+
+PyMethodDef GateScope_methods[] = {
+    {"__enter__", GateScope_enter, METH_NOARGS, nullptr},
+    {"__exit__", GateScope_exit, METH_VARARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+// ---------------------------------------------------------------------------
+// WithFlags / WithoutFlags
+
+struct FlagsObject {
+    PyObject_HEAD
+    PyTypeObject *type;
+    unsigned long flags;
+    unsigned long saved;  // original value of the managed bits
+    int depth;
+    bool set;  // true: WithFlags, false: WithoutFlags
+};
+
+void flags_restore(FlagsObject *self) {
+    unsigned long cur = self->type->tp_flags;
+    self->type->tp_flags = (cur & ~self->flags) | self->saved;
+    PyType_Modified(self->type);
+}
+
+int Flags_init_common(PyObject *op, PyObject *args, PyObject *kwds, bool set) {
+    static const char *kwlist[] = {"type", "flags", nullptr};
+    PyObject *type;
+    unsigned long flags;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!k", const_cast<char **>(kwlist),
+                                     &PyType_Type, &type, &flags)) {
+        return -1;
+    }
+    auto *self = reinterpret_cast<FlagsObject *>(op);
+    if (self->depth > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise an active flags context");
+        return -1;
+    }
+    Py_XSETREF(self->type, reinterpret_cast<PyTypeObject *>(Py_NewRef(type)));
+    self->flags = flags;
+    self->saved = 0;
+    self->set = set;
+    return 0;
+}
+
+int WithFlags_init(PyObject *op, PyObject *args, PyObject *kwds) {
+    return Flags_init_common(op, args, kwds, true);
+}
+int WithoutFlags_init(PyObject *op, PyObject *args, PyObject *kwds) {
+    return Flags_init_common(op, args, kwds, false);
+}
+
+void Flags_dealloc(PyObject *op) {
+    auto *self = reinterpret_cast<FlagsObject *>(op);
+    if (self->type != nullptr && self->depth > 0) {
+        flags_restore(self);  // guarantee restoration even if __exit__ never ran
+    }
+    Py_XDECREF(reinterpret_cast<PyObject *>(self->type));
+    Py_TYPE(op)->tp_free(op);
+}
+
+PyObject *Flags_enter(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<FlagsObject *>(op);
+    if (self->type == nullptr) {
+        PyErr_SetString(PyExc_RuntimeError, "flags context is not initialised");
+        return nullptr;
+    }
+    if (self->depth == 0) {
+        self->saved = self->type->tp_flags & self->flags;
+        if (self->set) {
+            self->type->tp_flags |= self->flags;
+        } else {
+            self->type->tp_flags &= ~self->flags;
+        }
+        PyType_Modified(self->type);
+    }
+    self->depth++;
+    return Py_NewRef(reinterpret_cast<PyObject *>(self->type));
+}
+
+PyObject *Flags_exit(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<FlagsObject *>(op);
+    if (self->depth > 0 && --self->depth == 0) flags_restore(self);
+    Py_RETURN_FALSE;
+}
+
+PyObject *Flags_active(PyObject *op, void *) {
+    return PyBool_FromLong(reinterpret_cast<FlagsObject *>(op)->depth > 0);
+}
+
+PyMethodDef Flags_methods[] = {
+    {"__enter__", Flags_enter, METH_NOARGS, "Apply the flag change; return the type."},
+    {"__exit__", Flags_exit, METH_VARARGS, "Restore the managed flag bits."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef Flags_getset[] = {
+    {"active", Flags_active, nullptr, "True while the change is applied.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject WithFlags_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyTypeObject WithoutFlags_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// ---------------------------------------------------------------------------
+// Fingerprint of scalar arguments (FNV-1a, 32 bits)
+
+constexpr uint32_t FNV_OFFSET = 2166136261u;
+constexpr uint32_t FNV_PRIME = 16777619u;
+constexpr Py_ssize_t PREFIX = 64;  // characters / bytes of str / bytes fed to the digest
+
+inline void feed_byte(uint32_t &h, unsigned char b) {
+    h ^= b;
+    h *= FNV_PRIME;
+}
+inline void feed_u64(uint32_t &h, uint64_t v) {
+    for (int i = 0; i < 8; ++i) feed_byte(h, static_cast<unsigned char>(v >> (8 * i)));
+}
+
+// Feed one exact scalar.  Returns its shape code, 0 if obj is not a fast-path scalar.
+// On a Python error returns 0 with the error cleared (the slow path recomputes).
+char feed_scalar(uint32_t &h, PyObject *obj) {
+    PyTypeObject *t = Py_TYPE(obj);
+    if (obj == Py_None) {
+        feed_byte(h, 'N');
+        return 'N';
+    }
+    if (t == &PyBool_Type) {
+        feed_byte(h, 'b');
+        feed_byte(h, obj == Py_True ? 1 : 0);
+        return 'b';
+    }
+    if (t == &PyLong_Type) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow != 0) return 0;
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        feed_byte(h, 'i');
+        feed_u64(h, static_cast<uint64_t>(v));
+        return 'i';
+    }
+    if (t == &PyFloat_Type) {
+        double d = PyFloat_AS_DOUBLE(obj);
+        uint64_t bits;
+        std::memcpy(&bits, &d, sizeof bits);
+        feed_byte(h, 'f');
+        feed_u64(h, bits);
+        return 'f';
+    }
+    if (t == &PyUnicode_Type) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(obj);
+        int kind = PyUnicode_KIND(obj);
+        const void *data = PyUnicode_DATA(obj);
+        feed_byte(h, 's');
+        feed_u64(h, static_cast<uint64_t>(n));
+        Py_ssize_t m = n < PREFIX ? n : PREFIX;
+        for (Py_ssize_t i = 0; i < m; ++i) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            for (int k = 0; k < 4; ++k) feed_byte(h, static_cast<unsigned char>(c >> (8 * k)));
+        }
+        return 's';
+    }
+    if (t == &PyBytes_Type) {
+        Py_ssize_t n = PyBytes_GET_SIZE(obj);
+        const auto *p = reinterpret_cast<const unsigned char *>(PyBytes_AS_STRING(obj));
+        feed_byte(h, 'y');
+        feed_u64(h, static_cast<uint64_t>(n));
+        Py_ssize_t m = n < PREFIX ? n : PREFIX;
+        for (Py_ssize_t i = 0; i < m; ++i) feed_byte(h, p[i]);
+        return 'y';
+    }
+    return 0;
+}
+
+inline bool is_plain_scalar(PyObject *obj) {
+    PyTypeObject *t = Py_TYPE(obj);
+    return obj == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyFloat_Type ||
+           t == &PyUnicode_Type || t == &PyBytes_Type;
+}
+
+// fingerprint(args) -> (shape, digest) or None when an argument is not a fast-path scalar
+PyObject *py_fingerprint(PyObject *, PyObject *args) {
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "O!:fingerprint", &PyTuple_Type, &seq)) return nullptr;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    std::vector<char> shape(static_cast<size_t>(n));
+    uint32_t h = FNV_OFFSET;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        char c = feed_scalar(h, PyTuple_GET_ITEM(seq, i));
+        if (c == 0) Py_RETURN_NONE;
+        shape[static_cast<size_t>(i)] = c;
+    }
+    return Py_BuildValue("(s#k)", shape.data(), n, static_cast<unsigned long>(h));
+}
+
+// fnv1a(data: bytes, start: int = FNV_OFFSET) -> int: the same hash, for the slow path
+PyObject *py_fnv1a(PyObject *, PyObject *args) {
+    Py_buffer buf;
+    unsigned long start = FNV_OFFSET;
+    if (!PyArg_ParseTuple(args, "y*|k:fnv1a", &buf, &start)) return nullptr;
+    uint32_t h = static_cast<uint32_t>(start);
+    const auto *p = static_cast<const unsigned char *>(buf.buf);
+    for (Py_ssize_t i = 0; i < buf.len; ++i) feed_byte(h, p[i]);
+    PyBuffer_Release(&buf);
+    return PyLong_FromUnsignedLong(h);
+}
+
+// ---------------------------------------------------------------------------
+// EventLog
+
+struct EventLogObject {
+    PyObject_HEAD
+    PyObject *items;  // list
+    Py_ssize_t pos;
+};
+
+PyTypeObject EventLog_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *EventLog_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {"events", nullptr};
+    PyObject *events = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:EventLog", const_cast<char **>(kwlist),
+                                     &events)) {
+        return nullptr;
+    }
+    PyObject *items = events == nullptr ? PyList_New(0) : PySequence_List(events);
+    if (items == nullptr) return nullptr;
+    auto *self = reinterpret_cast<EventLogObject *>(type->tp_alloc(type, 0));
+    if (self == nullptr) {
+        Py_DECREF(items);
+        return nullptr;
+    }
+    self->items = items;
+    self->pos = 0;
+    return reinterpret_cast<PyObject *>(self);
+}
+
+int EventLog_traverse(PyObject *op, visitproc visit, void *arg) {
+    Py_VISIT(reinterpret_cast<EventLogObject *>(op)->items);
+    return 0;
+}
+
+int EventLog_clear(PyObject *op) {
+    Py_CLEAR(reinterpret_cast<EventLogObject *>(op)->items);
+    return 0;
+}
+
+void EventLog_dealloc(PyObject *op) {
+    PyObject_GC_UnTrack(op);
+    EventLog_clear(op);
+    Py_TYPE(op)->tp_free(op);
+}
+
+inline PyObject *log_items(EventLogObject *self) {
+    if (self->items == nullptr) {
+        PyErr_SetString(PyExc_RuntimeError, "EventLog was cleared");
+    }
+    return self->items;
+}
+
+PyObject *EventLog_append(PyObject *op, PyObject *ev) {
+    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
+    if (items == nullptr || PyList_Append(items, ev) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject *EventLog_peek(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    PyObject *items = log_items(self);
+    if (items == nullptr) return nullptr;
+    if (self->pos >= PyList_GET_SIZE(items)) Py_RETURN_NONE;
+    return Py_NewRef(PyList_GET_ITEM(items, self->pos));
+}
+
+PyObject *EventLog_take(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    PyObject *items = log_items(self);
+    if (items == nullptr) return nullptr;
+    if (self->pos >= PyList_GET_SIZE(items)) Py_RETURN_NONE;
+    return Py_NewRef(PyList_GET_ITEM(items, self->pos++));
+}
+
+Py_ssize_t EventLog_len(PyObject *op) {
+    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
+    return items == nullptr ? -1 : PyList_GET_SIZE(items);
+}
+
+PyObject *EventLog_item(PyObject *op, Py_ssize_t i) {
+    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
+    if (items == nullptr) return nullptr;
+    if (i < 0 || i >= PyList_GET_SIZE(items)) {
+        PyErr_SetString(PyExc_IndexError, "EventLog index out of range");
+        return nullptr;
+    }
+    return Py_NewRef(PyList_GET_ITEM(items, i));
+}
+
+PyObject *EventLog_get_pos(PyObject *op, void *) {
+    return PyLong_FromSsize_t(reinterpret_cast<EventLogObject *>(op)->pos);
+}
+
+int EventLog_set_pos(PyObject *op, PyObject *value, void *) {
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    if (value == nullptr) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete pos");
+        return -1;
+    }
+    Py_ssize_t v = PyLong_AsSsize_t(value);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    PyObject *items = log_items(self);
+    if (items == nullptr) return -1;
+    if (v < 0 || v > PyList_GET_SIZE(items)) {
+        PyErr_Format(PyExc_ValueError, "pos %zd outside 0..%zd", v, PyList_GET_SIZE(items));
+        return -1;
+    }
+    self->pos = v;
+    return 0;
+}
+
+PyObject *EventLog_get_events(PyObject *op, void *) {
+    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
+    return items == nullptr ? nullptr : PyList_AsTuple(items);
+}
+
+PyMethodDef EventLog_methods[] = {
+    {"append", EventLog_append, METH_O, "Append one event."},
+    {"peek", EventLog_peek, METH_NOARGS, "The event at the cursor, or None at the end."},
+    {"take", EventLog_take, METH_NOARGS, "Return the event at the cursor and advance."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef EventLog_getset[] = {
+    {"pos", EventLog_get_pos, EventLog_set_pos, "Index of the next event to read.", nullptr},
+    {"events", EventLog_get_events, nullptr, "A tuple snapshot of every event.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PySequenceMethods EventLog_as_sequence = {
+    EventLog_len, nullptr, nullptr, EventLog_item, nullptr, nullptr, nullptr, nullptr,
+    nullptr,      nullptr,
+};
+
+// ---------------------------------------------------------------------------
+// Boundary and Crossing
+
+enum EventKind : long { EV_CALL = 1, EV_RESULT = 2 };
+enum Mode : int { MODE_OFF = 0, MODE_RECORD = 1, MODE_REPLAY = 2 };
+
+struct BoundaryObject {
+    PyObject_HEAD
+    GateObject *gate;
+    PyObject *slow;           // slow(crossing, args, kwargs) -> result
+    PyObject *record_result;  // record_result(crossing, value) -> value for the program
+    PyObject *record_error;   // record_error(crossing, exc) -> None
+    EventLogObject *log;      // memory fast path, or nullptr
+    int mode;
+    bool diverged;
+};
+
+PyTypeObject Boundary_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *Boundary_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {"gate", "slow", "record_result", "record_error", nullptr};
+    PyObject *gate, *slow, *rr, *re;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO:Boundary", const_cast<char **>(kwlist),
+                                     &Gate_Type, &gate, &slow, &rr, &re)) {
+        return nullptr;
+    }
+    if (!PyCallable_Check(slow) || !PyCallable_Check(rr) || !PyCallable_Check(re)) {
+        PyErr_SetString(PyExc_TypeError, "Boundary handlers must be callable");
+        return nullptr;
+    }
+    auto *self = reinterpret_cast<BoundaryObject *>(type->tp_alloc(type, 0));
+    if (self == nullptr) return nullptr;
+    self->gate = reinterpret_cast<GateObject *>(Py_NewRef(gate));
+    self->slow = Py_NewRef(slow);
+    self->record_result = Py_NewRef(rr);
+    self->record_error = Py_NewRef(re);
+    self->log = nullptr;
+    self->mode = MODE_OFF;
+    self->diverged = false;
+    return reinterpret_cast<PyObject *>(self);
+}
+
+int Boundary_traverse(PyObject *op, visitproc visit, void *arg) {
+    auto *self = reinterpret_cast<BoundaryObject *>(op);
+    Py_VISIT(reinterpret_cast<PyObject *>(self->gate));
+    Py_VISIT(self->slow);
+    Py_VISIT(self->record_result);
+    Py_VISIT(self->record_error);
+    Py_VISIT(reinterpret_cast<PyObject *>(self->log));
+    return 0;
+}
+
+int Boundary_clear(PyObject *op) {
+    auto *self = reinterpret_cast<BoundaryObject *>(op);
+    Py_CLEAR(self->gate);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->record_result);
+    Py_CLEAR(self->record_error);
+    Py_CLEAR(self->log);
+    return 0;
+}
+
+void Boundary_dealloc(PyObject *op) {
+    PyObject_GC_UnTrack(op);
+    Boundary_clear(op);
+    Py_TYPE(op)->tp_free(op);
+}
+
+PyObject *Boundary_get_mode(PyObject *op, void *) {
+    return PyLong_FromLong(reinterpret_cast<BoundaryObject *>(op)->mode);
+}
+
+int Boundary_set_mode(PyObject *op, PyObject *value, void *) {
+    if (value == nullptr) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete mode");
+        return -1;
+    }
+    long v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < MODE_OFF || v > MODE_REPLAY) {
+        PyErr_Format(PyExc_ValueError, "invalid mode %ld (expected 0, 1 or 2)", v);
+        return -1;
+    }
+    reinterpret_cast<BoundaryObject *>(op)->mode = static_cast<int>(v);
+    return 0;
+}
+
+PyObject *Boundary_get_log(PyObject *op, void *) {
+    auto *self = reinterpret_cast<BoundaryObject *>(op);
+    if (self->log == nullptr) Py_RETURN_NONE;
+    return Py_NewRef(reinterpret_cast<PyObject *>(self->log));
+}
+
+int Boundary_set_log(PyObject *op, PyObject *value, void *) {
+    auto *self = reinterpret_cast<BoundaryObject *>(op);
+    if (value == nullptr || value == Py_None) {
+        Py_CLEAR(self->log);
+        return 0;
+    }
+    if (!PyObject_TypeCheck(value, &EventLog_Type)) {
+        PyErr_SetString(PyExc_TypeError, "Boundary.log must be an EventLog or None");
+        return -1;
+    }
+    Py_XSETREF(self->log, reinterpret_cast<EventLogObject *>(Py_NewRef(value)));
+    return 0;
+}
+
+PyObject *Boundary_get_diverged(PyObject *op, void *) {
+    return PyBool_FromLong(reinterpret_cast<BoundaryObject *>(op)->diverged);
+}
+
+int Boundary_set_diverged(PyObject *op, PyObject *value, void *) {
+    if (value == nullptr) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete diverged");
+        return -1;
+    }
+    int v = PyObject_IsTrue(value);
+    if (v < 0) return -1;
+    reinterpret_cast<BoundaryObject *>(op)->diverged = v != 0;
+    return 0;
+}
+
+PyObject *Boundary_get_gate(PyObject *op, void *) {
+    return Py_NewRef(reinterpret_cast<PyObject *>(reinterpret_cast<BoundaryObject *>(op)->gate));
+}
+
+PyGetSetDef Boundary_getset[] = {
+    {"mode", Boundary_get_mode, Boundary_set_mode, "0 off, 1 record, 2 replay.", nullptr},
+    {"log", Boundary_get_log, Boundary_set_log, "EventLog used by the fast path, or None.",
+     nullptr},
+    {"diverged", Boundary_get_diverged, Boundary_set_diverged,
+     "Once true, every crossing takes the slow path.", nullptr},
+    {"gate", Boundary_get_gate, nullptr, "The Gate consulted by every crossing.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+struct CrossingObject {
+    PyObject_HEAD
+    PyObject *target;
+    PyObject *key;  // str
+    BoundaryObject *boundary;
+    PyObject *info;     // arbitrary object for the slow path (may be None)
+    PyObject *shape;    // last shape string built by the record fast path (cache)
+    PyObject *weakrefs;
+    vectorcallfunc vectorcall;
+};
+
+PyTypeObject Crossing_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *call_slow(CrossingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames) {
+    PyObject *argtuple = PyTuple_New(nargs);
+    if (argtuple == nullptr) return nullptr;
+    for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(argtuple, i, Py_NewRef(args[i]));
+    PyObject *kwargs = Py_None;
+    Py_INCREF(kwargs);
+    if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) > 0) {
+        Py_DECREF(kwargs);
+        kwargs = PyDict_New();
+        if (kwargs == nullptr) {
+            Py_DECREF(argtuple);
+            return nullptr;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                Py_DECREF(argtuple);
+                Py_DECREF(kwargs);
+                return nullptr;
+            }
+        }
+    }
+    PyObject *handler = Py_NewRef(self->boundary->slow);
+    PyObject *res = PyObject_CallFunctionObjArgs(handler, reinterpret_cast<PyObject *>(self),
+                                                 argtuple, kwargs, nullptr);
+    Py_DECREF(handler);
+    Py_DECREF(argtuple);
+    Py_DECREF(kwargs);
+    return res;
+}
+
+inline bool str_equal(PyObject *a, PyObject *b) {
+    if (a == b) return true;
+    if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b)) return false;
+    return PyUnicode_Compare(a, b) == 0;
+}
+
+inline bool long_equals(PyObject *obj, long long v) {
+    if (!PyLong_CheckExact(obj)) return false;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (x == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return false;
+    }
+    return overflow == 0 && x == v;
+}
+
+inline bool shape_equal(PyObject *s, const char *buf, Py_ssize_t n) {
+    if (!PyUnicode_CheckExact(s) || PyUnicode_GET_LENGTH(s) != n ||
+        PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
+        return false;
+    }
+    return n == 0 || std::memcmp(PyUnicode_1BYTE_DATA(s), buf, static_cast<size_t>(n)) == 0;
+}
+
+constexpr Py_ssize_t MAX_FAST_ARGS = 16;
+
+PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size_t nargsf,
+                      const char *shapebuf, Py_ssize_t nargs, uint32_t digest) {
+    BoundaryObject *b = self->boundary;
+    PyObject *items = b->log->items;
+    PyObject *shape = self->shape;
+    if (!shape_equal(shape, shapebuf, nargs)) {
+        shape = PyUnicode_FromStringAndSize(shapebuf, nargs);
+        if (shape == nullptr) return nullptr;
+        Py_SETREF(self->shape, shape);
+    }
+    PyObject *tag = PyLong_FromLongLong(s.tag);
+    PyObject *dig = PyLong_FromUnsignedLong(digest);
+    PyObject *kind = PyLong_FromLong(EV_CALL);
+    PyObject *ev = nullptr;
+    if (tag != nullptr && dig != nullptr && kind != nullptr) {
+        ev = PyTuple_Pack(5, kind, tag, self->key, shape, dig);
+    }
+    Py_XDECREF(dig);
+    Py_XDECREF(kind);
+    if (ev == nullptr || PyList_Append(items, ev) < 0) {
+        Py_XDECREF(ev);
+        Py_XDECREF(tag);
+        return nullptr;
+    }
+    Py_DECREF(ev);
+
+    s.state = OUTSIDE;
+    PyObject *res = PyObject_Vectorcall(self->target, args, nargsf, nullptr);
+    s.state = INSIDE;
+
+    if (res == nullptr) {
+        Py_DECREF(tag);
+        SavedError err;
+        err.fetch();
+        PyObject *r = PyObject_CallFunctionObjArgs(b->record_error,
+                                                   reinterpret_cast<PyObject *>(self),
+                                                   err.value(), nullptr);
+        if (r == nullptr) {
+            err.clear();
+            return nullptr;
+        }
+        Py_DECREF(r);
+        err.restore();
+        return nullptr;
+    }
+    if (is_plain_scalar(res) && b->log != nullptr) {
+        kind = PyLong_FromLong(EV_RESULT);
+        ev = kind == nullptr ? nullptr : PyTuple_Pack(3, kind, tag, res);
+        Py_XDECREF(kind);
+        Py_DECREF(tag);
+        if (ev == nullptr || PyList_Append(b->log->items, ev) < 0) {
+            Py_XDECREF(ev);
+            Py_DECREF(res);
+            return nullptr;
+        }
+        Py_DECREF(ev);
+        return res;
+    }
+    Py_DECREF(tag);
+    PyObject *out = PyObject_CallFunctionObjArgs(b->record_result,
+                                                 reinterpret_cast<PyObject *>(self), res, nullptr);
+    Py_DECREF(res);
+    return out;
+}
+
+PyObject *replay_fast(CrossingObject *self, Slot &s, const char *shapebuf, Py_ssize_t nargs,
+                      uint32_t digest) {
+    EventLogObject *log = self->boundary->log;
+    PyObject *items = log->items;
+    Py_ssize_t pos = log->pos;
+    if (pos + 1 >= PyList_GET_SIZE(items)) return nullptr;
+    PyObject *call = PyList_GET_ITEM(items, pos);
+    PyObject *res = PyList_GET_ITEM(items, pos + 1);
+    if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 5 || !PyTuple_CheckExact(res) ||
+        PyTuple_GET_SIZE(res) != 3) {
+        return nullptr;
+    }
+    if (!long_equals(PyTuple_GET_ITEM(call, 0), EV_CALL) ||
+        !long_equals(PyTuple_GET_ITEM(call, 1), s.tag) ||
+        !str_equal(PyTuple_GET_ITEM(call, 2), self->key) ||
+        !shape_equal(PyTuple_GET_ITEM(call, 3), shapebuf, nargs) ||
+        !long_equals(PyTuple_GET_ITEM(call, 4), digest) ||
+        !long_equals(PyTuple_GET_ITEM(res, 0), EV_RESULT) ||
+        !long_equals(PyTuple_GET_ITEM(res, 1), s.tag)) {
+        return nullptr;
+    }
+    PyObject *value = PyTuple_GET_ITEM(res, 2);
+    if (!is_plain_scalar(value)) return nullptr;
+    log->pos = pos + 2;
+    return Py_NewRef(value);
+}
+
+PyObject *Crossing_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    BoundaryObject *b = self->boundary;
+    if (b == nullptr || self->target == nullptr) {
+        PyErr_SetString(PyExc_RuntimeError, "Crossing was cleared");
+        return nullptr;
+    }
+    Slot &s = gate_slot(b->gate);
+    if (s.state != INSIDE || b->mode == MODE_OFF) {
+        return PyObject_Vectorcall(self->target, args, nargsf, kwnames);
+    }
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (b->log == nullptr || b->diverged || kwnames != nullptr || nargs > MAX_FAST_ARGS) {
+        return call_slow(self, args, nargs, kwnames);
+    }
+    char shapebuf[MAX_FAST_ARGS];
+    uint32_t digest = FNV_OFFSET;
+    for (Py_ssize_t i = 0; i < nargs; ++i) {
+        char c = feed_scalar(digest, args[i]);
+        if (c == 0) return call_slow(self, args, nargs, kwnames);
+        shapebuf[i] = c;
+    }
+    if (b->mode == MODE_RECORD) {
+        return record_fast(self, s, args, nargsf, shapebuf, nargs, digest);
+    }
+    PyObject *r = replay_fast(self, s, shapebuf, nargs, digest);
+    if (r != nullptr || PyErr_Occurred()) return r;
+    return call_slow(self, args, nargs, kwnames);
+}
+
+PyObject *Crossing_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {"target", "key", "boundary", "info", nullptr};
+    PyObject *target, *key, *boundary, *info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OUO!|O:Crossing", const_cast<char **>(kwlist),
+                                     &target, &key, &Boundary_Type, &boundary, &info)) {
+        return nullptr;
+    }
+    if (!PyCallable_Check(target)) {
+        PyErr_Format(PyExc_TypeError, "Crossing target must be callable, not %.100s",
+                     Py_TYPE(target)->tp_name);
+        return nullptr;
+    }
+    auto *self = reinterpret_cast<CrossingObject *>(type->tp_alloc(type, 0));
+    if (self == nullptr) return nullptr;
+    self->target = Py_NewRef(target);
+    self->key = Py_NewRef(key);
+    self->boundary = reinterpret_cast<BoundaryObject *>(Py_NewRef(boundary));
+    self->info = Py_NewRef(info);
+    self->shape = PyUnicode_FromStringAndSize("", 0);
+    self->weakrefs = nullptr;
+    self->vectorcall = Crossing_vectorcall;
+    if (self->shape == nullptr) {
+        Py_DECREF(self);
+        return nullptr;
+    }
+    return reinterpret_cast<PyObject *>(self);
+}
+
+int Crossing_traverse(PyObject *op, visitproc visit, void *arg) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    Py_VISIT(self->target);
+    Py_VISIT(reinterpret_cast<PyObject *>(self->boundary));
+    Py_VISIT(self->info);
+    return 0;
+}
+
+int Crossing_clear(PyObject *op) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    Py_CLEAR(self->target);
+    Py_CLEAR(self->boundary);
+    Py_CLEAR(self->info);
+    return 0;
+}
+
+void Crossing_dealloc(PyObject *op) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    PyObject_GC_UnTrack(op);
+    if (self->weakrefs != nullptr) PyObject_ClearWeakRefs(op);
+    Crossing_clear(op);
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->shape);
+    Py_TYPE(op)->tp_free(op);
+}
+
+PyObject *Crossing_call(PyObject *op, PyObject *args, PyObject *kwargs) {
+    return PyVectorcall_Call(op, args, kwargs);
+}
+
+PyObject *Crossing_descr_get(PyObject *op, PyObject *obj, PyObject *) {
+    if (obj == nullptr || obj == Py_None) return Py_NewRef(op);
+    return PyMethod_New(op, obj);
+}
+
+inline bool crossing_alive(CrossingObject *self) {
+    if (self->target == nullptr) {
+        PyErr_SetString(PyExc_RuntimeError, "Crossing was cleared");
+        return false;
+    }
+    return true;
+}
+
+PyObject *Crossing_get_target(PyObject *op, void *) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    return crossing_alive(self) ? Py_NewRef(self->target) : nullptr;
+}
+PyObject *Crossing_get_key(PyObject *op, void *) {
+    return Py_NewRef(reinterpret_cast<CrossingObject *>(op)->key);
+}
+PyObject *Crossing_get_info(PyObject *op, void *) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    return crossing_alive(self) ? Py_NewRef(self->info) : nullptr;
+}
+PyObject *Crossing_get_boundary(PyObject *op, void *) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    return crossing_alive(self) ? Py_NewRef(reinterpret_cast<PyObject *>(self->boundary))
+                                : nullptr;
+}
+PyObject *Crossing_forward(PyObject *op, void *name) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    if (!crossing_alive(self)) return nullptr;
+    return PyObject_GetAttrString(self->target, static_cast<const char *>(name));
+}
+
+PyObject *Crossing_repr(PyObject *op) {
+    return PyUnicode_FromFormat("<Crossing %U>", reinterpret_cast<CrossingObject *>(op)->key);
+}
+
+PyGetSetDef Crossing_getset[] = {
+    {"target", Crossing_get_target, nullptr, "The wrapped callable.", nullptr},
+    {"__wrapped__", Crossing_get_target, nullptr, "The wrapped callable.", nullptr},
+    {"key", Crossing_get_key, nullptr, "Stable name recorded with each call.", nullptr},
+    {"info", Crossing_get_info, nullptr, "Object attached for the slow path.", nullptr},
+    {"boundary", Crossing_get_boundary, nullptr, "The shared Boundary.", nullptr},
+    {"__name__", Crossing_forward, nullptr, nullptr, const_cast<char *>("__name__")},
+    {"__qualname__", Crossing_forward, nullptr, nullptr, const_cast<char *>("__qualname__")},
+    {"__doc__", Crossing_forward, nullptr, nullptr, const_cast<char *>("__doc__")},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+// ---------------------------------------------------------------------------
+// StackFactory
+
+struct StackFactoryObject {
+    PyObject_HEAD
+    PyObject *skip;  // tuple of str prefixes
+};
+
+PyTypeObject StackFactory_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *StackFactory_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {"skip", nullptr};
+    PyObject *skip = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:StackFactory", const_cast<char **>(kwlist),
+                                     &skip)) {
+        return nullptr;
+    }
+    PyObject *tup = skip == nullptr ? PyTuple_New(0) : PySequence_Tuple(skip);
+    if (tup == nullptr) return nullptr;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tup); ++i) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(tup, i))) {
+            Py_DECREF(tup);
+            PyErr_SetString(PyExc_TypeError, "StackFactory skip must be a sequence of str");
+            return nullptr;
+        }
+    }
+    auto *self = reinterpret_cast<StackFactoryObject *>(type->tp_alloc(type, 0));
+    if (self == nullptr) {
+        Py_DECREF(tup);
+        return nullptr;
+    }
+    self->skip = tup;
+    return reinterpret_cast<PyObject *>(self);
+}
+
+void StackFactory_dealloc(PyObject *op) {
+    Py_XDECREF(reinterpret_cast<StackFactoryObject *>(op)->skip);
+    Py_TYPE(op)->tp_free(op);
+}
+
+// Returns 1 when filename starts with one of the skip prefixes, 0 if not, -1 on error.
+int skipped(PyObject *skip, PyObject *filename) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(skip); ++i) {
+        Py_ssize_t r = PyUnicode_Tailmatch(filename, PyTuple_GET_ITEM(skip, i), 0,
+                                           PY_SSIZE_T_MAX, -1);
+        if (r != 0) return static_cast<int>(r);
+    }
+    return 0;
+}
+
+// factory(limit=0) -> tuple of (filename, lineno, name), innermost first.
+PyObject *StackFactory_call(PyObject *op, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {"limit", nullptr};
+    Py_ssize_t limit = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:StackFactory", const_cast<char **>(kwlist),
+                                     &limit)) {
+        return nullptr;
+    }
+    auto *self = reinterpret_cast<StackFactoryObject *>(op);
+    PyObject *out = PyList_New(0);
+    if (out == nullptr) return nullptr;
+    PyFrameObject *frame = PyEval_GetFrame();
+    Py_XINCREF(frame);
+    while (frame != nullptr && (limit <= 0 || PyList_GET_SIZE(out) < limit)) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        int sk = skipped(self->skip, code->co_filename);
+        if (sk < 0) {
+            Py_DECREF(code);
+            Py_DECREF(frame);
+            Py_DECREF(out);
+            return nullptr;
+        }
+        if (sk == 0) {
+            PyObject *entry = Py_BuildValue("(OiO)", code->co_filename,
+                                            PyFrame_GetLineNumber(frame), code->co_name);
+            if (entry == nullptr || PyList_Append(out, entry) < 0) {
+                Py_XDECREF(entry);
+                Py_DECREF(code);
+                Py_DECREF(frame);
+                Py_DECREF(out);
+                return nullptr;
+            }
+            Py_DECREF(entry);
+        }
+        Py_DECREF(code);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    PyObject *tup = PyList_AsTuple(out);
+    Py_DECREF(out);
+    return tup;
+}
+
+PyObject *StackFactory_get_skip(PyObject *op, void *) {
+    return Py_NewRef(reinterpret_cast<StackFactoryObject *>(op)->skip);
+}
+
+PyGetSetDef StackFactory_getset[] = {
+    {"skip", StackFactory_get_skip, nullptr, "File-name prefixes left out of captures.",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+// ---------------------------------------------------------------------------
+// InterceptDict
+
+struct InterceptDictObject {
+    PyDictObject base;
+    PyObject *on_set;     // on_set(key, value) after assignment, or nullptr
+    PyObject *on_delete;  // on_delete(key) after deletion, or nullptr
+};
+
+PyTypeObject InterceptDict_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+int InterceptDict_traverse(PyObject *op, visitproc visit, void *arg) {
+    auto *self = reinterpret_cast<InterceptDictObject *>(op);
+    Py_VISIT(self->on_set);
+    Py_VISIT(self->on_delete);
+    return PyDict_Type.tp_traverse(op, visit, arg);
+}
+
+int InterceptDict_clear(PyObject *op) {
+    auto *self = reinterpret_cast<InterceptDictObject *>(op);
+    Py_CLEAR(self->on_set);
+    Py_CLEAR(self->on_delete);
+    return PyDict_Type.tp_clear(op);
+}
+
+void InterceptDict_dealloc(PyObject *op) {
+    auto *self = reinterpret_cast<InterceptDictObject *>(op);
+    PyObject_GC_UnTrack(op);
+    Py_CLEAR(self->on_set);
+    Py_CLEAR(self->on_delete);
+    PyDict_Type.tp_dealloc(op);
+}
+
+int InterceptDict_ass_sub(PyObject *op, PyObject *key, PyObject *value) {
+    auto *self = reinterpret_cast<InterceptDictObject *>(op);
+    int rc = value == nullptr ? PyDict_DelItem(op, key) : PyDict_SetItem(op, key, value);
+    if (rc < 0) return -1;
+    PyObject *hook = value == nullptr ? self->on_delete : self->on_set;
+    if (hook == nullptr) return 0;
+    Py_INCREF(hook);
+    PyObject *r = value == nullptr ? PyObject_CallOneArg(hook, key)
+                                   : PyObject_CallFunctionObjArgs(hook, key, value, nullptr);
+    Py_DECREF(hook);
+    if (r == nullptr) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+PyObject *hook_get(PyObject *hook) {
+    if (hook == nullptr) Py_RETURN_NONE;
+    return Py_NewRef(hook);
+}
+
+int hook_set(PyObject **slot, PyObject *value) {
+    if (value == nullptr || value == Py_None) {
+        Py_CLEAR(*slot);
+        return 0;
+    }
+    if (!PyCallable_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "hook must be callable or None");
+        return -1;
+    }
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
+
+PyObject *InterceptDict_get_on_set(PyObject *op, void *) {
+    return hook_get(reinterpret_cast<InterceptDictObject *>(op)->on_set);
+}
+int InterceptDict_set_on_set(PyObject *op, PyObject *v, void *) {
+    return hook_set(&reinterpret_cast<InterceptDictObject *>(op)->on_set, v);
+}
+PyObject *InterceptDict_get_on_delete(PyObject *op, void *) {
+    return hook_get(reinterpret_cast<InterceptDictObject *>(op)->on_delete);
+}
+int InterceptDict_set_on_delete(PyObject *op, PyObject *v, void *) {
+    return hook_set(&reinterpret_cast<InterceptDictObject *>(op)->on_delete, v);
+}
+
+PyGetSetDef InterceptDict_getset[] = {
+    {"on_set", InterceptDict_get_on_set, InterceptDict_set_on_set,
+     "Called as on_set(key, value) after d[key] = value.", nullptr},
+    {"on_delete", InterceptDict_get_on_delete, InterceptDict_set_on_delete,
+     "Called as on_delete(key) after del d[key].", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMappingMethods InterceptDict_as_mapping = {nullptr, nullptr, InterceptDict_ass_sub};
+
+// ---------------------------------------------------------------------------
+// Deterministic identity hashing
+
+hashfunc identity_hash = nullptr;
+destructor subtype_dealloc_ptr = nullptr;
+std::unordered_map<PyObject *, Py_hash_t> *seq_hashes = nullptr;
+std::unordered_map<PyTypeObject *, destructor> *orig_dealloc = nullptr;
+std::unordered_map<PyTypeObject *, PyObject *> *patched_hash = nullptr;  // type -> old __hash__
+Py_hash_t hash_counter = 0;
+thread_local PyObject *dealloc_self = nullptr;
+thread_local PyTypeObject *dealloc_owner = nullptr;
+
+void seq_dealloc(PyObject *op) {
+    if (seq_hashes != nullptr) seq_hashes->erase(op);
+    PyTypeObject *t = Py_TYPE(op);
+    if (dealloc_self == op && dealloc_owner != nullptr) t = dealloc_owner->tp_base;
+    for (; t != nullptr; t = t->tp_base) {
+        auto it = orig_dealloc->find(t);
+        if (it != orig_dealloc->end()) {
+            PyObject *prev_self = dealloc_self;
+            PyTypeObject *prev_owner = dealloc_owner;
+            dealloc_self = op;
+            dealloc_owner = t;
+            it->second(op);
+            dealloc_self = prev_self;
+            dealloc_owner = prev_owner;
+            return;
+        }
+    }
+    // Unreachable while the table is consistent; free the memory rather than leak.
+    Py_TYPE(op)->tp_free(op);
+}
+
+PyObject *seq_hash_method(PyObject *self, PyObject *) {
+    auto it = seq_hashes->find(self);
+    if (it != seq_hashes->end()) return PyLong_FromSsize_t(it->second);
+    Py_hash_t h = ++hash_counter;
+    if (h == -1) h = ++hash_counter;
+    seq_hashes->emplace(self, h);
+    return PyLong_FromSsize_t(h);
+}
+
+PyMethodDef seq_hash_def = {"__hash__", seq_hash_method, METH_NOARGS,
+                            "Sequence-based identity hash (installed by patch_hash)."};
+
+int collect_types(PyTypeObject *type, std::vector<PyTypeObject *> &out) {
+    for (PyTypeObject *t : out) {
+        if (t == type) return 0;
+    }
+    out.push_back(type);
+    PyObject *subs = PyObject_CallMethod(reinterpret_cast<PyObject *>(type), "__subclasses__",
+                                         nullptr);
+    if (subs == nullptr) return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subs); ++i) {
+        if (collect_types(reinterpret_cast<PyTypeObject *>(PyList_GET_ITEM(subs, i)), out) < 0) {
+            Py_DECREF(subs);
+            return -1;
+        }
+    }
+    Py_DECREF(subs);
+    return 0;
+}
+
+int set_type_attr(PyTypeObject *type, const char *name, PyObject *value) {
+    unsigned long saved = type->tp_flags & Py_TPFLAGS_IMMUTABLETYPE;
+    type->tp_flags &= ~Py_TPFLAGS_IMMUTABLETYPE;
+    int rc = value == nullptr ? PyObject_DelAttrString(reinterpret_cast<PyObject *>(type), name)
+                              : PyObject_SetAttrString(reinterpret_cast<PyObject *>(type), name,
+                                                       value);
+    type->tp_flags |= saved;
+    PyType_Modified(type);
+    return rc;
+}
+
+// patch_hash(type) -> bool: True when the patch was applied, False if already applied.
+PyObject *py_patch_hash(PyObject *, PyObject *arg) {
+    if (!PyType_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "patch_hash expects a type");
+        return nullptr;
+    }
+    auto *type = reinterpret_cast<PyTypeObject *>(arg);
+    if (patched_hash->count(type)) Py_RETURN_FALSE;
+    if (type->tp_hash != identity_hash) {
+        PyErr_Format(PyExc_TypeError,
+                     "patch_hash: %.200s does not use the identity hash (it defines __hash__ "
+                     "or inherits another one)",
+                     type->tp_name);
+        return nullptr;
+    }
+    std::vector<PyTypeObject *> types;
+    if (collect_types(type, types) < 0) return nullptr;
+    PyObject *descr = PyDescr_NewMethod(type, &seq_hash_def);
+    if (descr == nullptr) return nullptr;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *dict = PyType_GetDict(type);
+#else
+    PyObject *dict = Py_XNewRef(type->tp_dict);
+#endif
+    PyObject *old = dict == nullptr ? nullptr : PyDict_GetItemString(dict, "__hash__");
+    Py_XINCREF(old);
+    Py_XDECREF(dict);
+    std::vector<PyTypeObject *> users;  // types whose instances will use the new hash
+    for (PyTypeObject *t : types) {
+        if (t->tp_hash == identity_hash) users.push_back(t);
+    }
+    if (set_type_attr(type, "__hash__", descr) < 0) {
+        Py_DECREF(descr);
+        Py_XDECREF(old);
+        return nullptr;
+    }
+    Py_DECREF(descr);
+    patched_hash->emplace(type, old);
+    // Forget an object's hash when it dies: wrap the dealloc that really frees instances of
+    // each user type (the first base whose dealloc is not CPython's generic subtype_dealloc).
+    for (PyTypeObject *t : users) {
+        PyTypeObject *owner = t;
+        while (owner->tp_dealloc == subtype_dealloc_ptr && owner->tp_base != nullptr) {
+            owner = owner->tp_base;
+        }
+        if (owner->tp_dealloc != seq_dealloc) {
+            orig_dealloc->emplace(owner, owner->tp_dealloc);
+            owner->tp_dealloc = seq_dealloc;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+PyObject *py_unpatch_hash(PyObject *, PyObject *arg) {
+    if (!PyType_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "unpatch_hash expects a type");
+        return nullptr;
+    }
+    auto *type = reinterpret_cast<PyTypeObject *>(arg);
+    auto it = patched_hash->find(type);
+    if (it == patched_hash->end()) Py_RETURN_FALSE;
+    PyObject *old = it->second;
+    if (set_type_attr(type, "__hash__", old) < 0) return nullptr;
+    Py_XDECREF(old);
+    patched_hash->erase(it);
+    if (patched_hash->empty()) {
+        for (auto &entry : *orig_dealloc) entry.first->tp_dealloc = entry.second;
+        orig_dealloc->clear();
+        seq_hashes->clear();
+    }
+    Py_RETURN_TRUE;
+}
+
+PyObject *py_hash_state(PyObject *, PyObject *) {
+    return Py_BuildValue("(nn)", hash_counter, static_cast<Py_ssize_t>(seq_hashes->size()));
+}
+
+PyObject *py_reset_hash_sequence(PyObject *, PyObject *args) {
+    Py_ssize_t start = 0;
+    if (!PyArg_ParseTuple(args, "|n:reset_hash_sequence", &start)) return nullptr;
+    hash_counter = start;
+    seq_hashes->clear();
+    Py_RETURN_NONE;
+}
+
+// ---------------------------------------------------------------------------
+// Module
+
+PyMethodDef module_methods[] = {
+    {"fingerprint", py_fingerprint, METH_VARARGS,
+     "fingerprint(args: tuple) -> (shape, digest) | None for the scalar fast path."},
+    {"fnv1a", py_fnv1a, METH_VARARGS, "fnv1a(data, start=2166136261) -> 32-bit FNV-1a."},
+    {"patch_hash", py_patch_hash, METH_O, "Give a type sequence-based identity hashes."},
+    {"unpatch_hash", py_unpatch_hash, METH_O, "Undo patch_hash for a type."},
+    {"hash_state", py_hash_state, METH_NOARGS, "(counter, live entries) of the hash table."},
+    {"reset_hash_sequence", py_reset_hash_sequence, METH_VARARGS,
+     "Restart the hash sequence (and forget assigned hashes)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_utils", "Low-level CPython tools for retracesoftware.", -1,
+    module_methods,        nullptr,  nullptr,
+    nullptr,               nullptr,
+};
+
+int ready(PyTypeObject *t, const char *name, const char *doc, Py_ssize_t size,
+          unsigned long flags) {
+    t->tp_name = name;
+    t->tp_doc = doc;
+    t->tp_basicsize = size;
+    t->tp_flags = Py_TPFLAGS_DEFAULT | flags;
+    return PyType_Ready(t);
+}
+
+int setup_types() {
+    Gate_Type.tp_new = Gate_new;
+    Gate_Type.tp_dealloc = Gate_dealloc;
+    Gate_Type.tp_methods = Gate_methods;
+    Gate_Type.tp_getset = Gate_getset;
+    if (ready(&Gate_Type, "retracesoftware.utils._utils.Gate",
+              "Per-thread state word: OFF, INSIDE, OUTSIDE or DISABLED, plus an integer tag.",
+              sizeof(GateObject), 0) < 0) {
+        return -1;
+    }
+    GateScope_Type.tp_dealloc = GateScope_dealloc;
+    GateScope_Type.tp_methods = GateScope_methods;
+    if (ready(&GateScope_Type, "retracesoftware.utils._utils.GateScope",
+              "Context manager returned by Gate.scope().", sizeof(GateScopeObject), 0) < 0) {
+        return -1;
+    }
+    for (PyTypeObject *t : {&WithFlags_Type, &WithoutFlags_Type}) {
+        t->tp_new = PyType_GenericNew;
+        t->tp_dealloc = Flags_dealloc;
+        t->tp_methods = Flags_methods;
+        t->tp_getset = Flags_getset;
+    }
+    WithFlags_Type.tp_init = WithFlags_init;
+    WithoutFlags_Type.tp_init = WithoutFlags_init;
+    if (ready(&WithFlags_Type, "retracesoftware.utils._utils.WithFlags",
+              "WithFlags(type, flags): set flag bits while active, restore them on exit.",
+              sizeof(FlagsObject), 0) < 0 ||
+        ready(&WithoutFlags_Type, "retracesoftware.utils._utils.WithoutFlags",
+              "WithoutFlags(type, flags): clear flag bits while active, restore them on exit.",
+              sizeof(FlagsObject), 0) < 0) {
+        return -1;
+    }
+    EventLog_Type.tp_new = EventLog_new;
+    EventLog_Type.tp_dealloc = EventLog_dealloc;
+    EventLog_Type.tp_traverse = EventLog_traverse;
+    EventLog_Type.tp_clear = EventLog_clear;
+    EventLog_Type.tp_methods = EventLog_methods;
+    EventLog_Type.tp_getset = EventLog_getset;
+    EventLog_Type.tp_as_sequence = &EventLog_as_sequence;
+    EventLog_Type.tp_alloc = PyType_GenericAlloc;
+    EventLog_Type.tp_free = PyObject_GC_Del;
+    if (ready(&EventLog_Type, "retracesoftware.utils._utils.EventLog",
+              "Append-only list of events with a read cursor.", sizeof(EventLogObject),
+              Py_TPFLAGS_HAVE_GC) < 0) {
+        return -1;
+    }
+    Boundary_Type.tp_new = Boundary_new;
+    Boundary_Type.tp_dealloc = Boundary_dealloc;
+    Boundary_Type.tp_traverse = Boundary_traverse;
+    Boundary_Type.tp_clear = Boundary_clear;
+    Boundary_Type.tp_getset = Boundary_getset;
+    Boundary_Type.tp_free = PyObject_GC_Del;
+    if (ready(&Boundary_Type, "retracesoftware.utils._utils.Boundary",
+              "Shared state of a set of Crossings.", sizeof(BoundaryObject),
+              Py_TPFLAGS_HAVE_GC) < 0) {
+        return -1;
+    }
+    Crossing_Type.tp_new = Crossing_new;
+    Crossing_Type.tp_dealloc = Crossing_dealloc;
+    Crossing_Type.tp_traverse = Crossing_traverse;
+    Crossing_Type.tp_clear = Crossing_clear;
+    Crossing_Type.tp_getset = Crossing_getset;
+    Crossing_Type.tp_call = Crossing_call;
+    Crossing_Type.tp_descr_get = Crossing_descr_get;
+    Crossing_Type.tp_repr = Crossing_repr;
+    Crossing_Type.tp_vectorcall_offset = offsetof(CrossingObject, vectorcall);
+    Crossing_Type.tp_weaklistoffset = offsetof(CrossingObject, weakrefs);
+    Crossing_Type.tp_free = PyObject_GC_Del;
+    if (ready(&Crossing_Type, "retracesoftware.utils._utils.Crossing",
+              "Crossing(target, key, boundary, info=None): a callable on the sandbox boundary.",
+              sizeof(CrossingObject),
+              Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR) <
+        0) {
+        return -1;
+    }
+    StackFactory_Type.tp_new = StackFactory_new;
+    StackFactory_Type.tp_dealloc = StackFactory_dealloc;
+    StackFactory_Type.tp_call = StackFactory_call;
+    StackFactory_Type.tp_getset = StackFactory_getset;
+    if (ready(&StackFactory_Type, "retracesoftware.utils._utils.StackFactory",
+              "StackFactory(skip=()): calling it returns ((filename, lineno, name), ...), "
+              "innermost first.",
+              sizeof(StackFactoryObject), 0) < 0) {
+        return -1;
+    }
+    InterceptDict_Type.tp_base = &PyDict_Type;
+    InterceptDict_Type.tp_dealloc = InterceptDict_dealloc;
+    InterceptDict_Type.tp_traverse = InterceptDict_traverse;
+    InterceptDict_Type.tp_clear = InterceptDict_clear;
+    InterceptDict_Type.tp_getset = InterceptDict_getset;
+    InterceptDict_Type.tp_as_mapping = &InterceptDict_as_mapping;
+    if (ready(&InterceptDict_Type, "retracesoftware.utils._utils.InterceptDict",
+              "dict that calls on_set / on_delete after item assignment and deletion.",
+              sizeof(InterceptDictObject), Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int add_int(PyObject *m, const char *name, long v) {
+    return PyModule_AddIntConstant(m, name, v);
+}
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__utils(void) {
+    if (setup_types() < 0) return nullptr;
+    identity_hash = PyBaseObject_Type.tp_hash;
+    if (seq_hashes == nullptr) {
+        seq_hashes = new std::unordered_map<PyObject *, Py_hash_t>();
+        orig_dealloc = new std::unordered_map<PyTypeObject *, destructor>();
+        patched_hash = new std::unordered_map<PyTypeObject *, PyObject *>();
+    }
+    // The dealloc of classes made by type() is CPython's private subtype_dealloc:
+    // read it from a throwaway class.
+    PyObject *probe = PyObject_CallFunction(reinterpret_cast<PyObject *>(&PyType_Type), "s(O){}",
+                                            "_probe", &PyBaseObject_Type);
+    if (probe == nullptr) return nullptr;
+    subtype_dealloc_ptr = reinterpret_cast<PyTypeObject *>(probe)->tp_dealloc;
+    Py_DECREF(probe);
+
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == nullptr) return nullptr;
+    struct {
+        const char *name;
+        PyTypeObject *type;
+    } types[] = {
+        {"Gate", &Gate_Type},           {"GateScope", &GateScope_Type},
+        {"WithFlags", &WithFlags_Type}, {"WithoutFlags", &WithoutFlags_Type},
+        {"EventLog", &EventLog_Type},   {"Boundary", &Boundary_Type},
+        {"Crossing", &Crossing_Type},   {"StackFactory", &StackFactory_Type},
+        {"InterceptDict", &InterceptDict_Type},
+    };
+    for (auto &t : types) {
+        if (PyModule_AddObjectRef(m, t.name, reinterpret_cast<PyObject *>(t.type)) < 0) {
+            Py_DECREF(m);
+            return nullptr;
+        }
+    }
+    if (add_int(m, "OFF", OFF) < 0 || add_int(m, "INSIDE", INSIDE) < 0 ||
+        add_int(m, "OUTSIDE", OUTSIDE) < 0 || add_int(m, "DISABLED", DISABLED) < 0 ||
+        add_int(m, "MAX_GATES", MAX_GATES) < 0 || add_int(m, "FNV_OFFSET", FNV_OFFSET) < 0 ||
+        add_int(m, "DIGEST_PREFIX", PREFIX) < 0 ||
+        add_int(m, "TPFLAGS_IMMUTABLETYPE", Py_TPFLAGS_IMMUTABLETYPE) < 0 ||
+        add_int(m, "TPFLAGS_BASETYPE", Py_TPFLAGS_BASETYPE) < 0 ||
+        add_int(m, "TPFLAGS_HEAPTYPE", Py_TPFLAGS_HEAPTYPE) < 0) {
+        Py_DECREF(m);
+        return nullptr;
+    }
+    return m;
+}
