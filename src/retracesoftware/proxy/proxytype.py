@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["ExternalProxy", "StubFactory", "proxytype", "unwrap"]
 
 
+#: ``Crossing.info`` of the operations of proxy types.
+PROXY_OPERATION = "proxy-operation"
+
+
 class ExternalProxy:
     """Base class of every proxy type; ``_retrace_target`` is the real object (``None`` in a
     replay stand-in) and ``_retrace_type`` the name of the real object's type."""
@@ -105,7 +109,7 @@ def proxytype(system: System, name: str = "ExternalProxy") -> type[ExternalProxy
     namespace: dict[str, Any] = {"__slots__": (), "__module__": __name__}
     for op_name, op in _OPERATIONS.items():
         namespace[op_name] = Crossing(
-            _Forward(op_name, op), f"proxy.{op_name}", system.boundary, info=None
+            _Forward(op_name, op), f"proxy.{op_name}", system.boundary, info=PROXY_OPERATION
         )
     return type(name, (ExternalProxy,), namespace)
 

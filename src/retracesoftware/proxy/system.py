@@ -25,7 +25,14 @@ from retracesoftware.utils import (
 from .errors import EngineError, RecordedException, ReplayDivergence
 from .fingerprint import fingerprint
 from .protocol import ErrorValue, Event, EventKind, Handle, Loan, Reader, Writer, describe
-from .proxytype import ExternalProxy, StubFactory, make_proxy, proxytype, unwrap
+from .proxytype import (
+    PROXY_OPERATION,
+    ExternalProxy,
+    StubFactory,
+    make_proxy,
+    proxytype,
+    unwrap,
+)
 
 __all__ = ["Mode", "System"]
 
@@ -373,6 +380,8 @@ class System:
         handle = self._next_handle
         self._next_handle += 1
         self._bound[id(real)] = (real, handle, program)
+        if program is not real:
+            self._bound[id(program)] = (program, handle, program)
         self._objects[handle] = program
         return handle, True
 
@@ -635,8 +644,11 @@ class System:
         writer = self._writer
         assert writer is not None
         writer.call(tag, crossing.key, shape, digest)
-        real_args = tuple(unwrap(a) for a in args)
-        real_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+        if crossing.info is PROXY_OPERATION:  # the proxy's own operations unwrap themselves
+            real_args, real_kwargs = args, kwargs
+        else:
+            real_args = tuple(unwrap(a) for a in args)
+            real_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
         state.loans.append(loans)
         self.gate.set(_OUTSIDE)
         try:
