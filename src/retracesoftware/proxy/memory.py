@@ -107,8 +107,7 @@ class MemoryReader:
         while True:
             if log.pos > self._last.get(thread, -1):
                 return None
-            event = log.peek()
-            if event is not None and event[1] == thread:
+            if log.peek_thread() == thread:
                 return log.take()
             now = _monotonic()
             if deadline is None:

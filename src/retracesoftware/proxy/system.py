@@ -135,6 +135,7 @@ class System:
     # ------------------------------------------------------------------ state
 
     def _reset(self) -> None:
+        self.boundary.unbind_all()
         self._next_handle = 0
         self._next_callback = 0
         self._next_thread = 1
@@ -328,7 +329,9 @@ class System:
         self._mode = Mode.OFF
         self._writer = None
         self._reader = None
+        self.boundary.unbind_all()
         self._bound.clear()
+        self._objects.clear()
         self._callbacks.clear()
 
     def thread(self, fn: Callable[..., T]) -> Callable[..., T]:
@@ -380,8 +383,10 @@ class System:
         handle = self._next_handle
         self._next_handle += 1
         self._bound[id(real)] = (real, handle, program)
+        self.boundary.bind(real, handle)
         if program is not real:
             self._bound[id(program)] = (program, handle, program)
+            self.boundary.bind(program, handle)
         self._objects[handle] = program
         return handle, True
 
@@ -498,6 +503,7 @@ class System:
                 self._next_handle += 1
                 self._objects[value.id] = stand_in
                 self._bound[id(stand_in)] = (stand_in, value.id, stand_in)
+                self.boundary.bind(stand_in, value.id)
                 return stand_in
             if value.id not in self._objects:
                 self._diverge(tag, "values", f"external object #{value.id}", "never saw it")

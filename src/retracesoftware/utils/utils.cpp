@@ -459,14 +459,112 @@ PyObject *py_fnv1a(PyObject *, PyObject *args) {
 
 // ---------------------------------------------------------------------------
 // EventLog
+//
+// Events are stored unboxed: (kind, thread) as C integers plus up to three object fields, so
+// the fast path appends without allocating (and without feeding the cyclic GC).  The log is
+// not GC-tracked: recorded values are plain data and never refer back to it.
+
+constexpr int MAX_FIELDS = 3;
+
+struct Event {
+    long kind;
+    long long tag;
+    int n;
+    PyObject *f[MAX_FIELDS];
+    uint64_t aux;  // CALL events: the digest (f[2]) unboxed, for the replay fast path
+};
+
+// Events in fixed-size chunks: appending never moves existing events (no reallocation copy).
+class EventStore {
+  public:
+    static constexpr size_t CHUNK = 4096;
+    ~EventStore() {
+        for (Event *c : chunks_) delete[] c;
+    }
+    size_t size() const { return size_; }
+    Event &operator[](size_t i) { return chunks_[i / CHUNK][i % CHUNK]; }
+    const Event &operator[](size_t i) const { return chunks_[i / CHUNK][i % CHUNK]; }
+    void push_back(const Event &e) {  // may throw std::bad_alloc
+        if (size_ == chunks_.size() * CHUNK) {
+            chunks_.reserve(chunks_.size() + 1);
+            chunks_.push_back(new Event[CHUNK]);
+        }
+        (*this)[size_++] = e;
+    }
+    template <class F>
+    void for_each(F f) {
+        for (size_t i = 0; i < size_; ++i) f((*this)[i]);
+    }
+
+  private:
+    std::vector<Event *> chunks_;
+    size_t size_ = 0;
+};
 
 struct EventLogObject {
     PyObject_HEAD
-    PyObject *items;  // list
+    EventStore *items;
     Py_ssize_t pos;
 };
 
+uint64_t digest_of(const Event &e) {
+    if (e.kind != 1 || e.n != 3 || !PyLong_CheckExact(e.f[2])) return UINT64_MAX;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(e.f[2], &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return UINT64_MAX;
+    }
+    if (overflow != 0 || v < 0 || v > 0xFFFFFFFFLL) return UINT64_MAX;
+    return static_cast<uint64_t>(v);
+}
+
 PyTypeObject EventLog_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// Append a tuple (kind: int, thread: int, *fields) with at most MAX_FIELDS fields.
+int log_append_tuple(EventLogObject *self, PyObject *ev) {
+    if (!PyTuple_Check(ev) || PyTuple_GET_SIZE(ev) < 2 ||
+        PyTuple_GET_SIZE(ev) > 2 + MAX_FIELDS || !PyLong_CheckExact(PyTuple_GET_ITEM(ev, 0)) ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(ev, 1))) {
+        PyErr_SetString(PyExc_ValueError,
+                        "an event is a tuple (kind: int, thread: int, *fields) with at most 3 "
+                        "fields");
+        return -1;
+    }
+    Event e{};
+    e.kind = PyLong_AsLong(PyTuple_GET_ITEM(ev, 0));
+    if (e.kind == -1 && PyErr_Occurred()) return -1;
+    e.tag = PyLong_AsLongLong(PyTuple_GET_ITEM(ev, 1));
+    if (e.tag == -1 && PyErr_Occurred()) return -1;
+    e.n = static_cast<int>(PyTuple_GET_SIZE(ev) - 2);
+    for (int i = 0; i < e.n; ++i) e.f[i] = Py_NewRef(PyTuple_GET_ITEM(ev, i + 2));
+    e.aux = digest_of(e);
+    try {
+        self->items->push_back(e);
+    } catch (const std::bad_alloc &) {
+        for (int i = 0; i < e.n; ++i) Py_DECREF(e.f[i]);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *event_tuple(const Event &e) {
+    PyObject *t = PyTuple_New(2 + e.n);
+    if (t == nullptr) return nullptr;
+    PyObject *kind = PyLong_FromLong(e.kind);
+    PyObject *tag = PyLong_FromLongLong(e.tag);
+    if (kind == nullptr || tag == nullptr) {
+        Py_XDECREF(kind);
+        Py_XDECREF(tag);
+        Py_DECREF(t);
+        return nullptr;
+    }
+    PyTuple_SET_ITEM(t, 0, kind);
+    PyTuple_SET_ITEM(t, 1, tag);
+    for (int i = 0; i < e.n; ++i) PyTuple_SET_ITEM(t, 2 + i, Py_NewRef(e.f[i]));
+    return t;
+}
 
 PyObject *EventLog_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static const char *kwlist[] = {"events", nullptr};
@@ -475,76 +573,81 @@ PyObject *EventLog_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
                                      &events)) {
         return nullptr;
     }
-    PyObject *items = events == nullptr ? PyList_New(0) : PySequence_List(events);
-    if (items == nullptr) return nullptr;
     auto *self = reinterpret_cast<EventLogObject *>(type->tp_alloc(type, 0));
-    if (self == nullptr) {
-        Py_DECREF(items);
-        return nullptr;
-    }
-    self->items = items;
+    if (self == nullptr) return nullptr;
+    self->items = new (std::nothrow) EventStore();
     self->pos = 0;
+    if (self->items == nullptr) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    if (events != nullptr) {
+        PyObject *it = PyObject_GetIter(events);
+        if (it == nullptr) {
+            Py_DECREF(self);
+            return nullptr;
+        }
+        PyObject *ev;
+        while ((ev = PyIter_Next(it)) != nullptr) {
+            int rc = log_append_tuple(self, ev);
+            Py_DECREF(ev);
+            if (rc < 0) break;
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) {
+            Py_DECREF(self);
+            return nullptr;
+        }
+    }
     return reinterpret_cast<PyObject *>(self);
 }
 
-int EventLog_traverse(PyObject *op, visitproc visit, void *arg) {
-    Py_VISIT(reinterpret_cast<EventLogObject *>(op)->items);
-    return 0;
-}
-
-int EventLog_clear(PyObject *op) {
-    Py_CLEAR(reinterpret_cast<EventLogObject *>(op)->items);
-    return 0;
-}
-
 void EventLog_dealloc(PyObject *op) {
-    PyObject_GC_UnTrack(op);
-    EventLog_clear(op);
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    if (self->items != nullptr) {
+        self->items->for_each([](Event &e) {
+            for (int i = 0; i < e.n; ++i) Py_DECREF(e.f[i]);
+        });
+        delete self->items;
+        self->items = nullptr;
+    }
     Py_TYPE(op)->tp_free(op);
 }
 
-inline PyObject *log_items(EventLogObject *self) {
-    if (self->items == nullptr) {
-        PyErr_SetString(PyExc_RuntimeError, "EventLog was cleared");
-    }
-    return self->items;
-}
-
 PyObject *EventLog_append(PyObject *op, PyObject *ev) {
-    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
-    if (items == nullptr || PyList_Append(items, ev) < 0) return nullptr;
+    if (log_append_tuple(reinterpret_cast<EventLogObject *>(op), ev) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 PyObject *EventLog_peek(PyObject *op, PyObject *) {
     auto *self = reinterpret_cast<EventLogObject *>(op);
-    PyObject *items = log_items(self);
-    if (items == nullptr) return nullptr;
-    if (self->pos >= PyList_GET_SIZE(items)) Py_RETURN_NONE;
-    return Py_NewRef(PyList_GET_ITEM(items, self->pos));
+    if (self->pos >= static_cast<Py_ssize_t>(self->items->size())) Py_RETURN_NONE;
+    return event_tuple((*self->items)[static_cast<size_t>(self->pos)]);
+}
+
+PyObject *EventLog_peek_thread(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    if (self->pos >= static_cast<Py_ssize_t>(self->items->size())) Py_RETURN_NONE;
+    return PyLong_FromLongLong((*self->items)[static_cast<size_t>(self->pos)].tag);
 }
 
 PyObject *EventLog_take(PyObject *op, PyObject *) {
     auto *self = reinterpret_cast<EventLogObject *>(op);
-    PyObject *items = log_items(self);
-    if (items == nullptr) return nullptr;
-    if (self->pos >= PyList_GET_SIZE(items)) Py_RETURN_NONE;
-    return Py_NewRef(PyList_GET_ITEM(items, self->pos++));
+    if (self->pos >= static_cast<Py_ssize_t>(self->items->size())) Py_RETURN_NONE;
+    return event_tuple((*self->items)[static_cast<size_t>(self->pos++)]);
 }
 
 Py_ssize_t EventLog_len(PyObject *op) {
-    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
-    return items == nullptr ? -1 : PyList_GET_SIZE(items);
+    return static_cast<Py_ssize_t>(reinterpret_cast<EventLogObject *>(op)->items->size());
 }
 
 PyObject *EventLog_item(PyObject *op, Py_ssize_t i) {
-    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
-    if (items == nullptr) return nullptr;
-    if (i < 0 || i >= PyList_GET_SIZE(items)) {
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    if (i < 0 || i >= static_cast<Py_ssize_t>(self->items->size())) {
         PyErr_SetString(PyExc_IndexError, "EventLog index out of range");
         return nullptr;
     }
-    return Py_NewRef(PyList_GET_ITEM(items, i));
+    return event_tuple((*self->items)[static_cast<size_t>(i)]);
 }
 
 PyObject *EventLog_get_pos(PyObject *op, void *) {
@@ -559,10 +662,9 @@ int EventLog_set_pos(PyObject *op, PyObject *value, void *) {
     }
     Py_ssize_t v = PyLong_AsSsize_t(value);
     if (v == -1 && PyErr_Occurred()) return -1;
-    PyObject *items = log_items(self);
-    if (items == nullptr) return -1;
-    if (v < 0 || v > PyList_GET_SIZE(items)) {
-        PyErr_Format(PyExc_ValueError, "pos %zd outside 0..%zd", v, PyList_GET_SIZE(items));
+    auto n = static_cast<Py_ssize_t>(self->items->size());
+    if (v < 0 || v > n) {
+        PyErr_Format(PyExc_ValueError, "pos %zd outside 0..%zd", v, n);
         return -1;
     }
     self->pos = v;
@@ -570,13 +672,27 @@ int EventLog_set_pos(PyObject *op, PyObject *value, void *) {
 }
 
 PyObject *EventLog_get_events(PyObject *op, void *) {
-    PyObject *items = log_items(reinterpret_cast<EventLogObject *>(op));
-    return items == nullptr ? nullptr : PyList_AsTuple(items);
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    auto n = static_cast<Py_ssize_t>(self->items->size());
+    PyObject *out = PyTuple_New(n);
+    if (out == nullptr) return nullptr;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject *t = event_tuple((*self->items)[static_cast<size_t>(i)]);
+        if (t == nullptr) {
+            Py_DECREF(out);
+            return nullptr;
+        }
+        PyTuple_SET_ITEM(out, i, t);
+    }
+    return out;
 }
 
 PyMethodDef EventLog_methods[] = {
-    {"append", EventLog_append, METH_O, "Append one event."},
+    {"append", EventLog_append, METH_O,
+     "Append an event: a tuple (kind: int, thread: int, *fields), at most 3 fields."},
     {"peek", EventLog_peek, METH_NOARGS, "The event at the cursor, or None at the end."},
+    {"peek_thread", EventLog_peek_thread, METH_NOARGS,
+     "The thread of the event at the cursor, or None at the end."},
     {"take", EventLog_take, METH_NOARGS, "Return the event at the cursor and advance."},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -605,6 +721,7 @@ struct BoundaryObject {
     PyObject *record_result;  // record_result(crossing, value) -> value for the program
     PyObject *record_error;   // record_error(crossing, exc) -> None
     EventLogObject *log;      // memory fast path, or nullptr
+    std::unordered_map<PyObject *, long long> *handles;  // bound objects (borrowed pointers)
     int mode;
     bool diverged;
 };
@@ -629,6 +746,11 @@ PyObject *Boundary_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->record_result = Py_NewRef(rr);
     self->record_error = Py_NewRef(re);
     self->log = nullptr;
+    self->handles = new (std::nothrow) std::unordered_map<PyObject *, long long>();
+    if (self->handles == nullptr) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
     self->mode = MODE_OFF;
     self->diverged = false;
     return reinterpret_cast<PyObject *>(self);
@@ -657,6 +779,7 @@ int Boundary_clear(PyObject *op) {
 void Boundary_dealloc(PyObject *op) {
     PyObject_GC_UnTrack(op);
     Boundary_clear(op);
+    delete reinterpret_cast<BoundaryObject *>(op)->handles;
     Py_TYPE(op)->tp_free(op);
 }
 
@@ -718,6 +841,43 @@ PyObject *Boundary_get_gate(PyObject *op, void *) {
     return Py_NewRef(reinterpret_cast<PyObject *>(reinterpret_cast<BoundaryObject *>(op)->gate));
 }
 
+PyObject *Boundary_bind(PyObject *op, PyObject *args) {
+    PyObject *obj;
+    long long handle;
+    if (!PyArg_ParseTuple(args, "OL:bind", &obj, &handle)) return nullptr;
+    if (handle < 0) {
+        PyErr_SetString(PyExc_ValueError, "handles are non-negative");
+        return nullptr;
+    }
+    try {
+        (*reinterpret_cast<BoundaryObject *>(op)->handles)[obj] = handle;
+    } catch (const std::bad_alloc &) {
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject *Boundary_unbind_all(PyObject *op, PyObject *) {
+    reinterpret_cast<BoundaryObject *>(op)->handles->clear();
+    Py_RETURN_NONE;
+}
+
+PyObject *Boundary_handle_of(PyObject *op, PyObject *obj) {
+    auto *h = reinterpret_cast<BoundaryObject *>(op)->handles;
+    auto it = h->find(obj);
+    if (it == h->end()) Py_RETURN_NONE;
+    return PyLong_FromLongLong(it->second);
+}
+
+PyMethodDef Boundary_methods[] = {
+    {"bind", Boundary_bind, METH_VARARGS,
+     "bind(obj, handle): the fast path fingerprints obj as bound object #handle.  The caller "
+     "keeps obj alive until unbind_all()."},
+    {"unbind_all", Boundary_unbind_all, METH_NOARGS, "Forget every binding."},
+    {"handle_of", Boundary_handle_of, METH_O, "The handle bound to obj, or None."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PyGetSetDef Boundary_getset[] = {
     {"mode", Boundary_get_mode, Boundary_set_mode, "0 off, 1 record, 2 replay.", nullptr},
     {"log", Boundary_get_log, Boundary_set_log, "EventLog used by the fast path, or None.",
@@ -735,6 +895,8 @@ struct CrossingObject {
     BoundaryObject *boundary;
     PyObject *info;     // arbitrary object for the slow path (may be None)
     PyObject *shape;    // last shape string built by the record fast path (cache)
+    PyObject *digest;   // last digest int built by the record fast path (cache)
+    uint64_t digest_value;
     PyObject *weakrefs;
     vectorcallfunc vectorcall;
 };
@@ -799,43 +961,50 @@ inline bool shape_equal(PyObject *s, const char *buf, Py_ssize_t n) {
 
 constexpr Py_ssize_t MAX_FAST_ARGS = 16;
 
+inline int log_push(EventLogObject *log, long kind, long long tag, int n, PyObject *a,
+                    PyObject *b, PyObject *c, uint64_t aux) {
+    Event e{kind, tag, n, {a, b, c}, aux};
+    for (int i = 0; i < n; ++i) Py_INCREF(e.f[i]);
+    try {
+        log->items->push_back(e);
+    } catch (const std::bad_alloc &) {
+        for (int i = 0; i < n; ++i) Py_DECREF(e.f[i]);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size_t nargsf,
                       const char *shapebuf, Py_ssize_t nargs, uint32_t digest) {
     BoundaryObject *b = self->boundary;
-    PyObject *items = b->log->items;
-    PyObject *shape = self->shape;
-    if (!shape_equal(shape, shapebuf, nargs)) {
-        shape = PyUnicode_FromStringAndSize(shapebuf, nargs);
+    if (!shape_equal(self->shape, shapebuf, nargs)) {
+        PyObject *shape = PyUnicode_FromStringAndSize(shapebuf, nargs);
         if (shape == nullptr) return nullptr;
         Py_SETREF(self->shape, shape);
     }
-    PyObject *tag = PyLong_FromLongLong(s.tag);
-    PyObject *dig = PyLong_FromUnsignedLong(digest);
-    PyObject *kind = PyLong_FromLong(EV_CALL);
-    PyObject *ev = nullptr;
-    if (tag != nullptr && dig != nullptr && kind != nullptr) {
-        ev = PyTuple_Pack(5, kind, tag, self->key, shape, dig);
+    if (self->digest_value != digest) {
+        PyObject *dig = PyLong_FromUnsignedLong(digest);
+        if (dig == nullptr) return nullptr;
+        Py_SETREF(self->digest, dig);
+        self->digest_value = digest;
     }
-    Py_XDECREF(dig);
-    Py_XDECREF(kind);
-    if (ev == nullptr || PyList_Append(items, ev) < 0) {
-        Py_XDECREF(ev);
-        Py_XDECREF(tag);
+    long long tag = s.tag;
+    if (log_push(b->log, EV_CALL, tag, 3, self->key, self->shape, self->digest, digest) < 0) {
         return nullptr;
     }
-    Py_DECREF(ev);
 
     s.state = OUTSIDE;
     PyObject *res = PyObject_Vectorcall(self->target, args, nargsf, nullptr);
     s.state = INSIDE;
 
     if (res == nullptr) {
-        Py_DECREF(tag);
         SavedError err;
         err.fetch();
-        PyObject *r = PyObject_CallFunctionObjArgs(b->record_error,
-                                                   reinterpret_cast<PyObject *>(self),
+        PyObject *handler = Py_NewRef(b->record_error);
+        PyObject *r = PyObject_CallFunctionObjArgs(handler, reinterpret_cast<PyObject *>(self),
                                                    err.value(), nullptr);
+        Py_DECREF(handler);
         if (r == nullptr) {
             err.clear();
             return nullptr;
@@ -845,21 +1014,16 @@ PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size
         return nullptr;
     }
     if (is_plain_scalar(res) && b->log != nullptr) {
-        kind = PyLong_FromLong(EV_RESULT);
-        ev = kind == nullptr ? nullptr : PyTuple_Pack(3, kind, tag, res);
-        Py_XDECREF(kind);
-        Py_DECREF(tag);
-        if (ev == nullptr || PyList_Append(b->log->items, ev) < 0) {
-            Py_XDECREF(ev);
+        if (log_push(b->log, EV_RESULT, tag, 1, res, nullptr, nullptr, UINT64_MAX) < 0) {
             Py_DECREF(res);
             return nullptr;
         }
-        Py_DECREF(ev);
         return res;
     }
-    Py_DECREF(tag);
-    PyObject *out = PyObject_CallFunctionObjArgs(b->record_result,
-                                                 reinterpret_cast<PyObject *>(self), res, nullptr);
+    PyObject *handler = Py_NewRef(b->record_result);
+    PyObject *out = PyObject_CallFunctionObjArgs(handler, reinterpret_cast<PyObject *>(self), res,
+                                                 nullptr);
+    Py_DECREF(handler);
     Py_DECREF(res);
     return out;
 }
@@ -867,28 +1031,19 @@ PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size
 PyObject *replay_fast(CrossingObject *self, Slot &s, const char *shapebuf, Py_ssize_t nargs,
                       uint32_t digest) {
     EventLogObject *log = self->boundary->log;
-    PyObject *items = log->items;
-    Py_ssize_t pos = log->pos;
-    if (pos + 1 >= PyList_GET_SIZE(items)) return nullptr;
-    PyObject *call = PyList_GET_ITEM(items, pos);
-    PyObject *res = PyList_GET_ITEM(items, pos + 1);
-    if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 5 || !PyTuple_CheckExact(res) ||
-        PyTuple_GET_SIZE(res) != 3) {
+    EventStore &items = *log->items;
+    auto pos = static_cast<size_t>(log->pos);
+    if (pos + 1 >= items.size()) return nullptr;
+    const Event &call = items[pos];
+    const Event &res = items[pos + 1];
+    if (call.kind != EV_CALL || call.n != 3 || call.tag != s.tag || res.kind != EV_RESULT ||
+        res.n != 1 || res.tag != s.tag || !str_equal(call.f[0], self->key) ||
+        call.aux != digest || !shape_equal(call.f[1], shapebuf, nargs) ||
+        !is_plain_scalar(res.f[0])) {
         return nullptr;
     }
-    if (!long_equals(PyTuple_GET_ITEM(call, 0), EV_CALL) ||
-        !long_equals(PyTuple_GET_ITEM(call, 1), s.tag) ||
-        !str_equal(PyTuple_GET_ITEM(call, 2), self->key) ||
-        !shape_equal(PyTuple_GET_ITEM(call, 3), shapebuf, nargs) ||
-        !long_equals(PyTuple_GET_ITEM(call, 4), digest) ||
-        !long_equals(PyTuple_GET_ITEM(res, 0), EV_RESULT) ||
-        !long_equals(PyTuple_GET_ITEM(res, 1), s.tag)) {
-        return nullptr;
-    }
-    PyObject *value = PyTuple_GET_ITEM(res, 2);
-    if (!is_plain_scalar(value)) return nullptr;
-    log->pos = pos + 2;
-    return Py_NewRef(value);
+    log->pos = static_cast<Py_ssize_t>(pos + 2);
+    return Py_NewRef(res.f[0]);
 }
 
 PyObject *Crossing_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf,
@@ -911,7 +1066,13 @@ PyObject *Crossing_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf
     uint32_t digest = FNV_OFFSET;
     for (Py_ssize_t i = 0; i < nargs; ++i) {
         char c = feed_scalar(digest, args[i]);
-        if (c == 0) return call_slow(self, args, nargs, kwnames);
+        if (c == 0) {
+            auto it = b->handles->find(args[i]);
+            if (it == b->handles->end()) return call_slow(self, args, nargs, kwnames);
+            c = 'o';
+            feed_byte(digest, 'o');
+            feed_u64(digest, static_cast<uint64_t>(it->second));
+        }
         shapebuf[i] = c;
     }
     if (b->mode == MODE_RECORD) {
@@ -941,9 +1102,11 @@ PyObject *Crossing_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->boundary = reinterpret_cast<BoundaryObject *>(Py_NewRef(boundary));
     self->info = Py_NewRef(info);
     self->shape = PyUnicode_FromStringAndSize("", 0);
+    self->digest = PyLong_FromUnsignedLong(FNV_OFFSET);
+    self->digest_value = FNV_OFFSET;
     self->weakrefs = nullptr;
     self->vectorcall = Crossing_vectorcall;
-    if (self->shape == nullptr) {
+    if (self->shape == nullptr || self->digest == nullptr) {
         Py_DECREF(self);
         return nullptr;
     }
@@ -973,6 +1136,7 @@ void Crossing_dealloc(PyObject *op) {
     Crossing_clear(op);
     Py_CLEAR(self->key);
     Py_CLEAR(self->shape);
+    Py_CLEAR(self->digest);
     Py_TYPE(op)->tp_free(op);
 }
 
@@ -1448,16 +1612,12 @@ int setup_types() {
     }
     EventLog_Type.tp_new = EventLog_new;
     EventLog_Type.tp_dealloc = EventLog_dealloc;
-    EventLog_Type.tp_traverse = EventLog_traverse;
-    EventLog_Type.tp_clear = EventLog_clear;
     EventLog_Type.tp_methods = EventLog_methods;
     EventLog_Type.tp_getset = EventLog_getset;
     EventLog_Type.tp_as_sequence = &EventLog_as_sequence;
-    EventLog_Type.tp_alloc = PyType_GenericAlloc;
-    EventLog_Type.tp_free = PyObject_GC_Del;
     if (ready(&EventLog_Type, "retracesoftware.utils._utils.EventLog",
               "Append-only list of events with a read cursor.", sizeof(EventLogObject),
-              Py_TPFLAGS_HAVE_GC) < 0) {
+              0) < 0) {
         return -1;
     }
     Boundary_Type.tp_new = Boundary_new;
@@ -1465,6 +1625,7 @@ int setup_types() {
     Boundary_Type.tp_traverse = Boundary_traverse;
     Boundary_Type.tp_clear = Boundary_clear;
     Boundary_Type.tp_getset = Boundary_getset;
+    Boundary_Type.tp_methods = Boundary_methods;
     Boundary_Type.tp_free = PyObject_GC_Del;
     if (ready(&Boundary_Type, "retracesoftware.utils._utils.Boundary",
               "Shared state of a set of Crossings.", sizeof(BoundaryObject),
