@@ -56,7 +56,7 @@ struct SavedError {
 // Gates
 
 enum GateState : int { OFF = 0, INSIDE = 1, OUTSIDE = 2, DISABLED = 3 };
-constexpr int MAX_GATES = 64;
+constexpr int MAX_GATES = 256;
 
 struct Slot {
     uint64_t serial;
@@ -442,7 +442,7 @@ PyObject *py_fingerprint(PyObject *, PyObject *args) {
         if (c == 0) Py_RETURN_NONE;
         shape[static_cast<size_t>(i)] = c;
     }
-    return Py_BuildValue("(s#k)", shape.data(), n, static_cast<unsigned long>(h));
+    return Py_BuildValue("(s#k)", n == 0 ? "" : shape.data(), n, static_cast<unsigned long>(h));
 }
 
 // fnv1a(data: bytes, start: int = FNV_OFFSET) -> int: the same hash, for the slow path
@@ -1393,6 +1393,9 @@ PyMappingMethods InterceptDict_as_mapping = {nullptr, nullptr, InterceptDict_ass
 // Deterministic identity hashing
 
 hashfunc identity_hash = nullptr;
+PyObject *str_subclasses = nullptr;  // interned "__subclasses__"
+PyObject *str_hash = nullptr;        // interned "__hash__"
+
 destructor subtype_dealloc_ptr = nullptr;
 std::unordered_map<PyObject *, Py_hash_t> *seq_hashes = nullptr;
 std::unordered_map<PyTypeObject *, destructor> *orig_dealloc = nullptr;
@@ -1439,8 +1442,9 @@ int collect_types(PyTypeObject *type, std::vector<PyTypeObject *> &out) {
         if (t == type) return 0;
     }
     out.push_back(type);
-    PyObject *subs = PyObject_CallMethod(reinterpret_cast<PyObject *>(type), "__subclasses__",
-                                         nullptr);
+    // Interned names: CPython's method cache keeps a reference to the looked-up name.
+    PyObject *subs = PyObject_CallMethodNoArgs(reinterpret_cast<PyObject *>(type),
+                                               str_subclasses);
     if (subs == nullptr) return -1;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subs); ++i) {
         if (collect_types(reinterpret_cast<PyTypeObject *>(PyList_GET_ITEM(subs, i)), out) < 0) {
@@ -1452,12 +1456,11 @@ int collect_types(PyTypeObject *type, std::vector<PyTypeObject *> &out) {
     return 0;
 }
 
-int set_type_attr(PyTypeObject *type, const char *name, PyObject *value) {
+int set_type_attr(PyTypeObject *type, PyObject *name, PyObject *value) {
     unsigned long saved = type->tp_flags & Py_TPFLAGS_IMMUTABLETYPE;
     type->tp_flags &= ~Py_TPFLAGS_IMMUTABLETYPE;
-    int rc = value == nullptr ? PyObject_DelAttrString(reinterpret_cast<PyObject *>(type), name)
-                              : PyObject_SetAttrString(reinterpret_cast<PyObject *>(type), name,
-                                                       value);
+    auto *obj = reinterpret_cast<PyObject *>(type);
+    int rc = value == nullptr ? PyObject_DelAttr(obj, name) : PyObject_SetAttr(obj, name, value);
     type->tp_flags |= saved;
     PyType_Modified(type);
     return rc;
@@ -1487,14 +1490,19 @@ PyObject *py_patch_hash(PyObject *, PyObject *arg) {
 #else
     PyObject *dict = Py_XNewRef(type->tp_dict);
 #endif
-    PyObject *old = dict == nullptr ? nullptr : PyDict_GetItemString(dict, "__hash__");
+    PyObject *old = dict == nullptr ? nullptr : PyDict_GetItemWithError(dict, str_hash);
+    if (old == nullptr && PyErr_Occurred()) {
+        Py_DECREF(descr);
+        Py_XDECREF(dict);
+        return nullptr;
+    }
     Py_XINCREF(old);
     Py_XDECREF(dict);
     std::vector<PyTypeObject *> users;  // types whose instances will use the new hash
     for (PyTypeObject *t : types) {
         if (t->tp_hash == identity_hash) users.push_back(t);
     }
-    if (set_type_attr(type, "__hash__", descr) < 0) {
+    if (set_type_attr(type, str_hash, descr) < 0) {
         Py_DECREF(descr);
         Py_XDECREF(old);
         return nullptr;
@@ -1525,7 +1533,7 @@ PyObject *py_unpatch_hash(PyObject *, PyObject *arg) {
     auto it = patched_hash->find(type);
     if (it == patched_hash->end()) Py_RETURN_FALSE;
     PyObject *old = it->second;
-    if (set_type_attr(type, "__hash__", old) < 0) return nullptr;
+    if (set_type_attr(type, str_hash, old) < 0) return nullptr;
     Py_XDECREF(old);
     patched_hash->erase(it);
     if (patched_hash->empty()) {
@@ -1683,6 +1691,11 @@ int add_int(PyObject *m, const char *name, long v) {
 PyMODINIT_FUNC PyInit__utils(void) {
     if (setup_types() < 0) return nullptr;
     identity_hash = PyBaseObject_Type.tp_hash;
+    if (str_hash == nullptr) {
+        str_hash = PyUnicode_InternFromString("__hash__");
+        str_subclasses = PyUnicode_InternFromString("__subclasses__");
+        if (str_hash == nullptr || str_subclasses == nullptr) return nullptr;
+    }
     if (seq_hashes == nullptr) {
         seq_hashes = new std::unordered_map<PyObject *, Py_hash_t>();
         orig_dealloc = new std::unordered_map<PyTypeObject *, destructor>();
