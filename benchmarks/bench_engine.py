@@ -100,17 +100,24 @@ def main() -> None:
     plain = best["plain"]
     print(f"plain time.time():                          {plain:7.1f} ns/call")
     print(f"patched, thread outside the sandbox:        {best['outside'] - plain:+7.1f} ns/call")
-    print(f"record, MemoryWriter (native fast path):    {best['record'] - plain:+7.1f} ns/call"
-          "   target <= +250")
-    print(f"replay, MemoryReader (native fast path):    {best['replay'] - plain:+7.1f} ns/call"
-          "   target <= +250")
-    print(f"record, patched C-type method (slow path):  "
-          f"{best['record random'] - best['plain random']:+7.1f} ns/call")
-    print(f"replay, patched C-type method (slow path):  "
-          f"{best['replay random'] - best['plain random']:+7.1f} ns/call")
+    print(
+        f"record, MemoryWriter (native fast path):    {best['record'] - plain:+7.1f} ns/call"
+        "   target <= +250"
+    )
+    print(
+        f"replay, MemoryReader (native fast path):    {best['replay'] - plain:+7.1f} ns/call"
+        "   target <= +250"
+    )
+    print(
+        f"record, patched C-type method (slow path):  "
+        f"{best['record random'] - best['plain random']:+7.1f} ns/call"
+    )
+    print(
+        f"replay, patched C-type method (slow path):  "
+        f"{best['replay random'] - best['plain random']:+7.1f} ns/call"
+    )
     ratio = best["loop installed"] / best["loop plain"]
-    print(f"pure-Python loop while recording:           {ratio:7.3f}x"
-          "      target <= 1.02x")
+    print(f"pure-Python loop while recording:           {ratio:7.3f}x      target <= 1.02x")
 
 
 if __name__ == "__main__":

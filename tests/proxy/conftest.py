@@ -38,7 +38,7 @@ def make_world() -> types.ModuleType:
     world = types.ModuleType("fakeworld")
     world.calls = 0
     world.answer = "first world"
-    FakeIOError = type("FakeIOError", (OSError,), {"__module__": "fakeworld"})  # noqa: N806
+    FakeIOError = type("FakeIOError", (OSError,), {"__module__": "fakeworld"})
 
     def fetch(url: str) -> str:
         world.calls += 1
@@ -99,7 +99,13 @@ def system(world: types.ModuleType) -> Iterator[System]:
         s.patch_function(random, "random")
         s.patch_type(_random.Random)
         for name in (
-            "fetch", "fetch_many", "fail", "apply", "apply_swallow", "connect", "identity",
+            "fetch",
+            "fetch_many",
+            "fail",
+            "apply",
+            "apply_swallow",
+            "connect",
+            "identity",
         ):
             s.patch_function(world, name)
         yield s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -107,10 +108,8 @@ def test_divergence_swallowed_by_program_is_still_raised(system, world):
     writer = record(system, lambda: world.fetch("a"))
 
     def swallowing():
-        try:
+        with contextlib.suppress(Exception):
             time.time()
-        except Exception:  # noqa: BLE001
-            pass
         return "finished anyway"
 
     err = replay_divergence(system, writer, swallowing)

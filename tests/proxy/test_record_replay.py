@@ -66,7 +66,11 @@ def test_events_are_typed_and_tagged(system, world):
     system.record(writer, lambda: (time.time(), world.fetch("u")))
     kinds = [EventKind(e[0]) for e in writer.events]
     assert kinds == [
-        EventKind.CALL, EventKind.RESULT, EventKind.CALL, EventKind.RESULT, EventKind.END,
+        EventKind.CALL,
+        EventKind.RESULT,
+        EventKind.CALL,
+        EventKind.RESULT,
+        EventKind.END,
     ]
     assert {e[1] for e in writer.events} == {0}
     call = writer.events[2]

@@ -76,7 +76,9 @@ def test_gates_are_independent_and_slots_are_reused():
     del a, b
     gc.collect()
     gates = []
-    with pytest.raises(RuntimeError, match=f"too many live Gate objects \\(the limit is {MAX_GATES}"):
+    with pytest.raises(
+        RuntimeError, match=f"too many live Gate objects \\(the limit is {MAX_GATES}"
+    ):
         while True:
             gates.append(Gate())
     assert gates and all(g.get() == GateState.OFF for g in gates)

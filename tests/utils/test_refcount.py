@@ -136,7 +136,7 @@ def test_event_log_does_not_leak() -> None:
         log.events  # noqa: B018
         log.take()
         log.peek()
-        log[3]  # noqa: B018
+        log[3]
         EventLog(log.events)
 
     assert_no_leak(run, value)

@@ -46,13 +46,19 @@ class ReplayDivergence(Exception):
         )
 
     def __reduce__(self):  # keep picklability for multiprocessing-style reporting
-        return (_rebuild, (self.index, self.thread, self.kind, self.expected, self.actual,
-                           self.location))
+        return (
+            _rebuild,
+            (self.index, self.thread, self.kind, self.expected, self.actual, self.location),
+        )
 
 
-def _rebuild(index, thread, kind, expected, actual, location):  # noqa: ANN001, ANN202
+def _rebuild(index, thread, kind, expected, actual, location):
     return ReplayDivergence(
-        index=index, thread=thread, kind=kind, expected=expected, actual=actual,
+        index=index,
+        thread=thread,
+        kind=kind,
+        expected=expected,
+        actual=actual,
         location=location,
     )
 

@@ -496,7 +496,9 @@ class System:
             if value.new:
                 if value.id != self._next_handle:
                     self._diverge(
-                        tag, "values", f"a new external object #{value.id}",
+                        tag,
+                        "values",
+                        f"a new external object #{value.id}",
                         f"has bound {self._next_handle} objects at this point",
                     )
                 stand_in = self.stubs(value.kind)
@@ -572,7 +574,7 @@ class System:
         if cls is not None:
             try:
                 return cls(*args)
-            except Exception:  # noqa: BLE001 - odd constructors: fall back below
+            except Exception:
                 pass
         return RecordedException(error.type, args)
 
@@ -588,7 +590,11 @@ class System:
         if index < 0 and self._reader is not None:
             index = self._reader.position
         self._divergence = ReplayDivergence(
-            index=index, thread=tag, kind=kind, expected=expected, actual=actual,
+            index=index,
+            thread=tag,
+            kind=kind,
+            expected=expected,
+            actual=actual,
             location=self._location(),
         )
         self.boundary.diverged = True
@@ -601,7 +607,9 @@ class System:
             event = reader.next(tag, self.timeout)
         except TimeoutError as exc:
             self._diverge(
-                tag, "thread", f"other threads to reach event {reader.position}",
+                tag,
+                "thread",
+                f"other threads to reach event {reader.position}",
                 f"waited {self.timeout:g} s for them ({exc})",
             )
             raise  # unreachable: _diverge raises
@@ -612,9 +620,7 @@ class System:
     def _expect_end(self, tag: int) -> None:
         index, event = self._read(tag)
         if event is not None and event[0] != _END:
-            self._diverge(
-                tag, "missing call", describe(event), "finished without making it", index
-            )
+            self._diverge(tag, "missing call", describe(event), "finished without making it", index)
 
     # -------------------------------------------------------------- crossings
 
@@ -695,8 +701,11 @@ class System:
             self._diverge(tag, "arguments", describe(event), actual, index)
         if event[4] != digest:
             self._diverge(
-                tag, "values", f"{describe(event)} with argument digest {event[4]:#010x}",
-                f"{actual} with argument digest {digest:#010x}", index,
+                tag,
+                "values",
+                f"{describe(event)} with argument digest {event[4]:#010x}",
+                f"{actual} with argument digest {digest:#010x}",
+                index,
             )
         state.loans.append(loans)
         try:
@@ -718,8 +727,11 @@ class System:
                     self._replay_callback(event, state, tag, index)
                     continue
                 self._diverge(
-                    tag, "malformed", f"{describe(event)} (after a call)",
-                    f"awaits the outcome of {key}", index,
+                    tag,
+                    "malformed",
+                    f"{describe(event)} (after a call)",
+                    f"awaits the outcome of {key}",
+                    index,
                 )
         finally:
             state.loans.pop()
@@ -728,8 +740,9 @@ class System:
         ref = event[2]
         fn = self._callbacks.get(ref) if type(ref) is int else None
         if fn is None:
-            self._diverge(tag, "callback", f"a callback to #{ref!r}", "lent no such callable",
-                          index)
+            self._diverge(
+                tag, "callback", f"a callback to #{ref!r}", "lent no such callable", index
+            )
         assert fn is not None
         args = self._decode(event[3], state, tag)
         kwargs = self._decode(event[4], state, tag)
@@ -750,17 +763,24 @@ class System:
         if end_kind == _CALLBACK_RETURN:
             if raised is not None:
                 self._diverge(
-                    tag, "callback", "the callback to return",
-                    f"raised {type(raised).__name__} in it", index,
+                    tag,
+                    "callback",
+                    "the callback to return",
+                    f"raised {type(raised).__name__} in it",
+                    index,
                 )
         elif end_kind == _CALLBACK_ERROR:
             if raised is None:
-                self._diverge(tag, "callback", "the callback to raise", "returned from it",
-                              index)
+                self._diverge(tag, "callback", "the callback to raise", "returned from it", index)
             state.callback_exc = raised
         else:
-            self._diverge(tag, "missing call", describe(end), "returned from a callback "
-                          "without making it", index)
+            self._diverge(
+                tag,
+                "missing call",
+                describe(end),
+                "returned from a callback without making it",
+                index,
+            )
 
     def _run_callback(self, callback: _Callback, args: tuple, kwargs: dict) -> Any:
         gate = self.gate

@@ -68,8 +68,6 @@ __all__ = [
 ]
 
 
-
-
 class GateState(enum.IntEnum):
     """The per-thread states a :class:`Gate` can hold."""
 
@@ -108,5 +106,3 @@ def deterministic_hash(*types: type, start: int = 0) -> Iterator[None]:
     finally:
         for cls in reversed(applied):
             unpatch_hash(cls)
-
-
