@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retracesoftware.proxy.fingerprint import fingerprint as py_fingerprint
+from retracesoftware.proxy.fingerprint import fingerprint as full_fingerprint
+from retracesoftware.proxy.fingerprint import reference_fingerprint as py_fingerprint
 from retracesoftware.utils import EventLog, InterceptDict, StackFactory, fingerprint
 
 
@@ -98,6 +99,49 @@ def test_native_and_python_fingerprints_agree(args):
     native = fingerprint(tuple(args))
     assert native is not None
     assert py_fingerprint(tuple(args), None) == native
+    assert full_fingerprint(tuple(args), None) == native
+
+
+class Opaque:
+    pass
+
+
+class MyInt(int):
+    pass
+
+
+class MyStr(str):
+    def __str__(self) -> str:
+        return "overridden"
+
+
+values = st.recursive(
+    st.one_of(
+        scalars,
+        st.integers(),
+        st.complex_numbers(allow_nan=False),
+        st.builds(Opaque),
+        st.builds(MyInt, st.integers()),
+        st.builds(MyStr, st.text(max_size=5)),
+        st.frozensets(st.integers(), max_size=3),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=20),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=3), inner, max_size=20),
+        st.sets(st.integers(), max_size=4),
+    ),
+    max_leaves=30,
+)
+
+
+@given(st.lists(values, max_size=4), st.dictionaries(st.text(max_size=4), values, max_size=3))
+def test_full_native_fingerprint_matches_the_reference(args, kwargs):
+    def classify(obj):
+        return ("F", b"x") if isinstance(obj, Opaque) and id(obj) % 2 else None
+
+    expected = py_fingerprint(tuple(args), kwargs, classify)
+    assert full_fingerprint(tuple(args), kwargs, classify) == expected
 
 
 def test_native_fingerprint_declines_non_scalars():

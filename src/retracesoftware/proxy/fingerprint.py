@@ -1,8 +1,9 @@
-"""Argument fingerprints: ``(shape, digest)`` of a call, identical to the native fast path.
+"""Argument fingerprints: ``(shape, digest)`` of a call.
 
-The native ``Crossing`` computes the fingerprint of calls whose arguments are exact ``None``,
-``bool``, ``int`` (64-bit), ``float``, ``str`` or ``bytes``; this module computes the same
-function over every argument kind, so a call fingerprints identically whichever path handles it.
+:func:`fingerprint` is the native ``utils.fingerprint_full``; the native ``Crossing`` fast path
+computes the same function for the arguments it handles, so a call fingerprints identically
+whichever path handles it.  :func:`reference_fingerprint` is a plain-Python statement of the
+same function, kept as the specification (the tests check the native code against it).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from retracesoftware.utils import DIGEST_PREFIX, FNV_OFFSET, fnv1a
+from retracesoftware.utils import DIGEST_PREFIX, FNV_OFFSET, Boundary, fingerprint_full, fnv1a
 
-__all__ = ["Classifier", "fingerprint"]
+__all__ = ["Classifier", "fingerprint", "reference_fingerprint"]
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -57,9 +58,10 @@ def _feed(buf: bytearray, obj: Any, classify: Classifier | None, depth: int) -> 
         buf += _pack_d(float(obj))
         return "f"
     if isinstance(obj, str):
+        text = str.__str__(obj)  # the characters themselves, whatever a subclass overrides
         buf += b"s"
-        buf += _u64(len(obj))
-        buf += str(obj)[:DIGEST_PREFIX].encode("utf-32-le", "surrogatepass")
+        buf += _u64(len(text))
+        buf += text[:DIGEST_PREFIX].encode("utf-32-le", "surrogatepass")
         return "s"
     if isinstance(obj, bytes):
         buf += b"y"
@@ -101,12 +103,25 @@ def _feed(buf: bytearray, obj: Any, classify: Classifier | None, depth: int) -> 
 
 
 def fingerprint(
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    classify: Classifier | None = None,
+    boundary: Boundary | None = None,
+) -> tuple[str, int]:
+    """Return ``(shape, digest)`` for a call with *args* and *kwargs* (native).
+
+    Objects bound in *boundary* fingerprint as ``o`` + handle; *classify* gives the code and
+    payload of other objects that are neither plain data nor containers (or ``None``).
+    """
+    return fingerprint_full(args, kwargs, classify, boundary)
+
+
+def reference_fingerprint(
     args: tuple[Any, ...], kwargs: dict[str, Any] | None, classify: Classifier | None = None
 ) -> tuple[str, int]:
-    """Return ``(shape, digest)`` for a call with *args* and *kwargs*.
+    """The same function as :func:`fingerprint`, in Python (the specification).
 
-    *classify* gives the code and payload of objects the engine knows (bound objects,
-    callbacks); it is consulted before the generic rules.
+    *classify* is consulted for every object except ``None`` and ``bool``.
     """
     buf = bytearray()
     codes = [_feed(buf, arg, classify, 0) for arg in args]

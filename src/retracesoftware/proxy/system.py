@@ -635,7 +635,7 @@ class System:
             kwargs = kwargs or {}
             state = self._thread_state(tag)
             args, kwargs, loans = self._lend(args, kwargs)
-            shape, digest = fingerprint(args, kwargs, self._classify)
+            shape, digest = fingerprint(args, kwargs, self._classify, self.boundary)
             if self._mode is Mode.RECORD:
                 return self._record_call(crossing, args, kwargs, loans, shape, digest, tag, state)
             return self._replay_call(crossing, loans, shape, digest, tag, state)

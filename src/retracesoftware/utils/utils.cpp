@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -1196,6 +1197,265 @@ PyGetSetDef Crossing_getset[] = {
 };
 
 // ---------------------------------------------------------------------------
+// Full fingerprint (every argument kind), identical to the fast path on scalars.
+
+constexpr int MAX_ITEMS = 16;
+constexpr int MAX_DEPTH = 4;
+
+struct FingerprintCtx {
+    uint32_t h = FNV_OFFSET;
+    PyObject *classify;  // classify(obj) -> (code: str, payload: bytes) | None, or nullptr
+    std::unordered_map<PyObject *, long long> *handles;  // or nullptr
+};
+
+void feed_bytes(uint32_t &h, const char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; ++i) feed_byte(h, static_cast<unsigned char>(p[i]));
+}
+
+int feed_utf8(uint32_t &h, PyObject *s) {
+    PyObject *b = PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (b == nullptr) return -1;
+    feed_bytes(h, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return 0;
+}
+
+void feed_str_prefix(uint32_t &h, PyObject *s) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    feed_u64(h, static_cast<uint64_t>(n));
+    Py_ssize_t m = n < PREFIX ? n : PREFIX;
+    for (Py_ssize_t i = 0; i < m; ++i) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        for (int k = 0; k < 4; ++k) feed_byte(h, static_cast<unsigned char>(c >> (8 * k)));
+    }
+}
+
+// Returns the shape code, or 0 with a Python error set.
+char feed_any(FingerprintCtx &ctx, PyObject *obj, int depth) {
+    uint32_t &h = ctx.h;
+    PyTypeObject *t = Py_TYPE(obj);
+    if (obj == Py_None || t == &PyBool_Type || t == &PyFloat_Type || t == &PyUnicode_Type ||
+        t == &PyBytes_Type) {
+        return feed_scalar(h, obj);
+    }
+    if (t == &PyLong_Type) {
+        char c = feed_scalar(h, obj);
+        if (c != 0) return c;
+    }
+    bool plain_container = t == &PyTuple_Type || t == &PyList_Type || t == &PyDict_Type ||
+                           t == &PySet_Type || t == &PyFrozenSet_Type ||
+                           t == &PyComplex_Type || t == &PyLong_Type;
+    if (!plain_container) {
+        if (ctx.handles != nullptr) {
+            auto it = ctx.handles->find(obj);
+            if (it != ctx.handles->end()) {
+                feed_byte(h, 'o');
+                feed_u64(h, static_cast<uint64_t>(it->second));
+                return 'o';
+            }
+        }
+        if (ctx.classify != nullptr) {
+            PyObject *r = PyObject_CallOneArg(ctx.classify, obj);
+            if (r == nullptr) return 0;
+            if (r != Py_None) {
+                PyObject *code, *payload;
+                if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 ||
+                    !PyUnicode_Check(code = PyTuple_GET_ITEM(r, 0)) ||
+                    PyUnicode_GET_LENGTH(code) != 1 ||
+                    PyUnicode_READ_CHAR(code, 0) > 127 ||
+                    !PyBytes_Check(payload = PyTuple_GET_ITEM(r, 1))) {
+                    Py_DECREF(r);
+                    PyErr_SetString(PyExc_TypeError,
+                                    "classify must return None or (code: 1-char str, bytes)");
+                    return 0;
+                }
+                char c = static_cast<char>(PyUnicode_READ_CHAR(code, 0));
+                feed_byte(h, static_cast<unsigned char>(c));
+                feed_bytes(h, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload));
+                Py_DECREF(r);
+                return c;
+            }
+            Py_DECREF(r);
+        }
+    }
+    if (PyLong_Check(obj)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (v == -1 && PyErr_Occurred()) return 0;
+        if (overflow == 0) {
+            feed_byte(h, 'i');
+            feed_u64(h, static_cast<uint64_t>(v));
+            return 'i';
+        }
+        PyObject *s = PyNumber_ToBase(obj, 10);
+        if (s == nullptr) return 0;
+        feed_byte(h, 'I');
+        int rc = feed_utf8(h, s);
+        Py_DECREF(s);
+        return rc < 0 ? 0 : 'i';
+    }
+    if (PyFloat_Check(obj)) {
+        double d = PyFloat_AS_DOUBLE(obj);
+        uint64_t bits;
+        std::memcpy(&bits, &d, sizeof bits);
+        feed_byte(h, 'f');
+        feed_u64(h, bits);
+        return 'f';
+    }
+    if (PyUnicode_Check(obj)) {
+        feed_byte(h, 's');
+        feed_str_prefix(h, obj);
+        return 's';
+    }
+    if (PyBytes_Check(obj)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(obj);
+        feed_byte(h, 'y');
+        feed_u64(h, static_cast<uint64_t>(n));
+        feed_bytes(h, PyBytes_AS_STRING(obj), n < PREFIX ? n : PREFIX);
+        return 'y';
+    }
+    if (PyComplex_Check(obj)) {
+        Py_complex c = PyComplex_AsCComplex(obj);
+        if (c.real == -1.0 && PyErr_Occurred()) return 0;
+        uint64_t bits;
+        feed_byte(h, 'c');
+        std::memcpy(&bits, &c.real, sizeof bits);
+        feed_u64(h, bits);
+        std::memcpy(&bits, &c.imag, sizeof bits);
+        feed_u64(h, bits);
+        return 'c';
+    }
+    if (PyTuple_Check(obj) || PyList_Check(obj)) {
+        char code = PyTuple_Check(obj) ? 't' : 'l';
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+        feed_byte(h, static_cast<unsigned char>(code));
+        feed_u64(h, static_cast<uint64_t>(n));
+        if (depth < MAX_DEPTH) {
+            for (Py_ssize_t i = 0; i < n && i < MAX_ITEMS; ++i) {
+                // a list may shrink while a classify callback runs: re-check the size
+                if (i >= PySequence_Fast_GET_SIZE(obj)) break;
+                PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(obj, i));
+                char c = feed_any(ctx, item, depth + 1);
+                Py_DECREF(item);
+                if (c == 0) return 0;
+            }
+        }
+        return code;
+    }
+    if (PyDict_Check(obj)) {
+        feed_byte(h, 'd');
+        feed_u64(h, static_cast<uint64_t>(PyDict_GET_SIZE(obj)));
+        if (depth < MAX_DEPTH) {
+            PyObject *items = PyDict_Items(obj);  // a snapshot: callbacks cannot disturb it
+            if (items == nullptr) return 0;
+            Py_ssize_t n = PyList_GET_SIZE(items);
+            for (Py_ssize_t i = 0; i < n && i < MAX_ITEMS; ++i) {
+                PyObject *kv = PyList_GET_ITEM(items, i);
+                if (feed_any(ctx, PyTuple_GET_ITEM(kv, 0), depth + 1) == 0 ||
+                    feed_any(ctx, PyTuple_GET_ITEM(kv, 1), depth + 1) == 0) {
+                    Py_DECREF(items);
+                    return 0;
+                }
+            }
+            Py_DECREF(items);
+        }
+        return 'd';
+    }
+    if (PyAnySet_Check(obj)) {
+        // Iteration order of a set can differ between processes: only the size counts.
+        feed_byte(h, 'S');
+        feed_u64(h, static_cast<uint64_t>(PySet_GET_SIZE(obj)));
+        return 'S';
+    }
+    PyObject *mod = PyObject_GetAttrString(reinterpret_cast<PyObject *>(t), "__module__");
+    PyObject *qual = mod == nullptr
+                         ? nullptr
+                         : PyObject_GetAttrString(reinterpret_cast<PyObject *>(t), "__qualname__");
+    PyObject *name = qual == nullptr ? nullptr : PyUnicode_FromFormat("%S.%S", mod, qual);
+    Py_XDECREF(mod);
+    Py_XDECREF(qual);
+    if (name == nullptr) return 0;
+    feed_byte(h, '?');
+    int rc = feed_utf8(h, name);
+    Py_DECREF(name);
+    return rc < 0 ? 0 : '?';
+}
+
+// fingerprint_full(args, kwargs=None, classify=None, boundary=None) -> (shape, digest)
+PyObject *py_fingerprint_full(PyObject *, PyObject *args, PyObject *kwds) {
+    static const char *kwlist[] = {"args", "kwargs", "classify", "boundary", nullptr};
+    PyObject *seq, *kwargs = Py_None, *classify = Py_None, *boundary = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|OOO:fingerprint_full",
+                                     const_cast<char **>(kwlist), &PyTuple_Type, &seq, &kwargs,
+                                     &classify, &boundary)) {
+        return nullptr;
+    }
+    if (kwargs != Py_None && !PyDict_Check(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "kwargs must be a dict or None");
+        return nullptr;
+    }
+    if (classify != Py_None && !PyCallable_Check(classify)) {
+        PyErr_SetString(PyExc_TypeError, "classify must be callable or None");
+        return nullptr;
+    }
+    if (boundary != Py_None && !PyObject_TypeCheck(boundary, &Boundary_Type)) {
+        PyErr_SetString(PyExc_TypeError, "boundary must be a Boundary or None");
+        return nullptr;
+    }
+    FingerprintCtx ctx;
+    ctx.classify = classify == Py_None ? nullptr : classify;
+    ctx.handles = boundary == Py_None ? nullptr
+                                      : reinterpret_cast<BoundaryObject *>(boundary)->handles;
+    std::string shape;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); ++i) {
+        char c = feed_any(ctx, PyTuple_GET_ITEM(seq, i), 0);
+        if (c == 0) return nullptr;
+        shape.push_back(c);
+    }
+    if (kwargs != Py_None && PyDict_GET_SIZE(kwargs) > 0) {
+        PyObject *items = PyDict_Items(kwargs);
+        if (items == nullptr) return nullptr;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); ++i) {
+            PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
+            PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1);
+            if (!PyUnicode_Check(key)) {
+                Py_DECREF(items);
+                PyErr_SetString(PyExc_TypeError, "keyword names must be str");
+                return nullptr;
+            }
+            feed_byte(ctx.h, 'k');
+            Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+            for (Py_ssize_t j = 0; j < n; ++j) {
+                Py_UCS4 c = PyUnicode_READ_CHAR(key, j);
+                for (int k = 0; k < 4; ++k) {
+                    feed_byte(ctx.h, static_cast<unsigned char>(c >> (8 * k)));
+                }
+            }
+            char c = feed_any(ctx, value, 0);
+            if (c == 0) {
+                Py_DECREF(items);
+                return nullptr;
+            }
+            Py_ssize_t size = 0;
+            const char *utf8 = PyUnicode_AsUTF8AndSize(key, &size);
+            if (utf8 == nullptr) {
+                Py_DECREF(items);
+                return nullptr;
+            }
+            shape.push_back(',');
+            shape.append(utf8, static_cast<size_t>(size));
+            shape.push_back('=');
+            shape.push_back(c);
+        }
+        Py_DECREF(items);
+    }
+    return Py_BuildValue("(s#k)", shape.data(), static_cast<Py_ssize_t>(shape.size()),
+                         static_cast<unsigned long>(ctx.h));
+}
+
+// ---------------------------------------------------------------------------
 // StackFactory
 
 struct StackFactoryObject {
@@ -1562,6 +1822,11 @@ PyObject *py_reset_hash_sequence(PyObject *, PyObject *args) {
 PyMethodDef module_methods[] = {
     {"fingerprint", py_fingerprint, METH_VARARGS,
      "fingerprint(args: tuple) -> (shape, digest) | None for the scalar fast path."},
+    {"fingerprint_full",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_fingerprint_full)),
+     METH_VARARGS | METH_KEYWORDS,
+     "fingerprint_full(args, kwargs=None, classify=None, boundary=None) -> (shape, digest) "
+     "for any arguments."},
     {"fnv1a", py_fnv1a, METH_VARARGS, "fnv1a(data, start=2166136261) -> 32-bit FNV-1a."},
     {"patch_hash", py_patch_hash, METH_O, "Give a type sequence-based identity hashes."},
     {"unpatch_hash", py_unpatch_hash, METH_O, "Undo patch_hash for a type."},
