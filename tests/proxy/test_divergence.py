@@ -141,13 +141,44 @@ def test_thread_waiting_forever_is_a_divergence(system, world):
         time.time()
 
     writer = record(system, prog)
+    errors: list = []
 
     def other():
-        # The recording has the thread's call first: the main thread must wait, then give up.
-        time.time()
+        go = threading.Event()
+
+        def worker():
+            go.wait(5)
+            try:
+                time.time()
+            except ReplayDivergence as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=system.thread(worker))
+        t.start()
+        try:
+            time.time()  # the recording has the worker's call first: wait, then give up
+        finally:
+            go.set()
+            t.join()
 
     err = replay_divergence(system, writer, other)
-    assert err.kind == "thread"
+    assert err.kind == "thread" and err.thread == 0
+    assert errors == [err]
+
+
+def test_thread_start_is_part_of_the_recording(system, world):
+    def prog():
+        t = threading.Thread(target=system.thread(lambda: None))
+        t.start()
+        t.join()
+
+    writer = record(system, prog)
+    assert (8, 0, 1) in writer.events
+    err = replay_divergence(system, writer, lambda: time.time())
+    assert err.kind == "function" and "the start of thread 1" in err.expected
+    writer = record(system, lambda: None)
+    err = replay_divergence(system, writer, prog)
+    assert err.kind == "extra call" and "started a thread" in err.actual
 
 
 def _lineno() -> int:

@@ -70,3 +70,40 @@ def test_unsandboxed_thread_calls_are_not_recorded(system, world):
 def test_thread_wrapper_requires_sandbox(system):
     with pytest.raises(EngineError, match="sandboxed code"):
         system.thread(lambda: None)
+
+
+def test_threads_binding_objects_lending_callbacks_and_nesting(system, world):
+    """Handles, callback numbers and thread tags are per-thread: interleaving cannot mix them."""
+
+    def worker(n: int, out: list) -> None:
+        conn = world.connect(f"host{n}")
+        for i in range(3):
+            out.append(conn.send(b"x" * (n + i)))
+            out.append(world.apply(lambda v, n=n: v + n, [i, i + 1]))
+            time.sleep(0)  # let the other worker interleave
+        if n == 0:
+            inner: list = []
+            t = threading.Thread(target=system.thread(worker), args=(5, inner))
+            t.start()
+            t.join()
+            out.append(inner)
+        out.append(conn.recv())
+
+    def prog():
+        outs: list[list] = [[], [], []]
+        threads = [
+            threading.Thread(target=system.thread(worker), args=(n, outs[n])) for n in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return outs
+
+    writer = MemoryWriter()
+    recorded = system.record(writer, prog)
+    calls = world.calls
+    for _ in range(2):
+        assert system.replay(writer.reader(), prog) == recorded
+    assert world.calls == calls
+    assert {e[1] for e in writer.events} == {0, 1, 2, 3, 4}

@@ -20,6 +20,7 @@ _CALLBACK = int(EventKind.CALLBACK)
 _CALLBACK_RETURN = int(EventKind.CALLBACK_RETURN)
 _CALLBACK_ERROR = int(EventKind.CALLBACK_ERROR)
 _END = int(EventKind.END)
+_THREAD = int(EventKind.THREAD)
 
 
 class MemoryWriter:
@@ -63,6 +64,9 @@ class MemoryWriter:
     def end(self, thread: int) -> None:
         self._put((_END, thread))
 
+    def thread(self, thread: int, child: int) -> None:
+        self._put((_THREAD, thread, child))
+
 
 class MemoryReader:
     """A :class:`~retracesoftware.proxy.protocol.Reader` over a sequence of events.
@@ -83,7 +87,7 @@ class MemoryReader:
                 or len(event) < 2
                 or type(event[0]) is not int
                 or type(event[1]) is not int
-                or not _CALL <= event[0] <= _END
+                or not _CALL <= event[0] <= _THREAD
             ):
                 raise ValueError(f"event {index} is malformed: {event!r:.80}")
             last[event[1]] = index

@@ -14,6 +14,7 @@ kind               tuple                                       meaning
 ``CALLBACK_RETURN`` ``(5, thread)``                            ...the callback returned
 ``CALLBACK_ERROR`` ``(6, thread, error)``                      ...the callback raised
 ``END``            ``(7, thread)``                             the thread's sandboxed code finished
+``THREAD``         ``(8, thread, child)``                      the thread started thread ``child``
 =================  ==========================================  ====================================
 
 ``key`` (str) names the patched function, e.g. ``"time.time"`` or ``"_random.Random.random"``.
@@ -54,7 +55,7 @@ Event = tuple[Any, ...]
 
 
 class EventKind(enum.IntEnum):
-    """The seven kinds of event."""
+    """The eight kinds of event."""
 
     CALL = 1
     RESULT = 2
@@ -63,6 +64,7 @@ class EventKind(enum.IntEnum):
     CALLBACK_RETURN = 5
     CALLBACK_ERROR = 6
     END = 7
+    THREAD = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +82,11 @@ class Handle:
 
 @dataclass(frozen=True, slots=True)
 class Loan:
-    """The ``index``-th object the program lent out in the arguments of an enclosing call,
-    ``depth`` calls up (0 is the innermost call in progress on the thread)."""
+    """An object the program itself passed out (lent) in the arguments of a call still in
+    progress on the thread, coming back.  Each thread numbers the objects it lends 0, 1, 2, ...
+    in program order."""
 
-    depth: int
-    index: int
+    id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class Writer(Protocol):
     def callback_return(self, thread: int) -> None: ...
     def callback_error(self, thread: int, error: ErrorValue) -> None: ...
     def end(self, thread: int) -> None: ...
+    def thread(self, thread: int, child: int) -> None: ...
 
 
 @runtime_checkable
@@ -165,4 +168,6 @@ def describe(event: Event | None) -> str:
         return f"a callback (#{event[2]})"
     if kind is EventKind.CALLBACK_RETURN:
         return "a callback return"
+    if kind is EventKind.THREAD:
+        return f"the start of thread {event[2]}"
     return f"the end of thread {event[1]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import enum
 import functools
+import itertools
 import os
 import sys
 import types
@@ -48,6 +49,7 @@ _CALLBACK = int(EventKind.CALLBACK)
 _CALLBACK_RETURN = int(EventKind.CALLBACK_RETURN)
 _CALLBACK_ERROR = int(EventKind.CALLBACK_ERROR)
 _END = int(EventKind.END)
+_THREAD = int(EventKind.THREAD)
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 _SCALAR_SET = frozenset(_SCALARS)
@@ -74,7 +76,10 @@ def type_key(cls: type) -> str:
 
 @dataclass
 class _ThreadState:
-    loans: list[list[Any]] = field(default_factory=list)
+    loans: list[tuple[int, list[Any]]] = field(default_factory=list)  # (first id, objects)
+    next_loan: int = 0
+    next_handle: int = 0
+    next_callback: int = 0
     callback_exc: BaseException | None = None
 
 
@@ -136,9 +141,7 @@ class System:
 
     def _reset(self) -> None:
         self.boundary.unbind_all()
-        self._next_handle = 0
-        self._next_callback = 0
-        self._next_thread = 1
+        self._thread_ids = itertools.count(1)
         self._bound: dict[int, tuple[Any, int, Any]] = {}  # id(real) -> (real, handle, program)
         self._objects: dict[int, Any] = {}  # handle -> program object (replay)
         self._callbacks: dict[int, Callable[..., Any]] = {}
@@ -337,13 +340,26 @@ class System:
     def thread(self, fn: Callable[..., T]) -> Callable[..., T]:
         """Wrap the target of a new thread so that it runs in the sandbox.
 
-        Call it from sandboxed code, in the order threads are created: the wrapper carries the
-        next thread tag (1, 2, ...), identical on record and replay.
+        Call it from sandboxed code.  The new thread's tag is recorded (a ``THREAD`` event on
+        the creating thread) and read back on replay, so every thread gets the same tag in both
+        runs whatever order threads create threads in.
         """
         if self._mode is Mode.OFF or self.gate.get() != _INSIDE:
             raise EngineError("System.thread must be called from sandboxed code")
-        tag = self._next_thread
-        self._next_thread += 1
+        parent = self.gate.tag
+        with self.gate.scope(_DISABLED):
+            if self._mode is Mode.RECORD:
+                assert self._writer is not None
+                tag = next(self._thread_ids)
+                self._writer.thread(parent, tag)
+            else:
+                if self._divergence is not None:
+                    raise self._divergence
+                index, event = self._read(parent)
+                if event is None or event[0] != _THREAD or type(event[2]) is not int:
+                    self._diverge(parent, "extra call", describe(event), "started a thread", index)
+                assert event is not None
+                tag = event[2]
 
         def run(*args: Any, **kwargs: Any) -> T:
             try:
@@ -380,8 +396,9 @@ class System:
         entry = self._bound.get(id(real))
         if entry is not None:
             return entry[1], False
-        handle = self._next_handle
-        self._next_handle += 1
+        state = self._thread_state(self.gate.tag)
+        handle = _ident(self.gate.tag, state.next_handle)
+        state.next_handle += 1
         self._bound[id(real)] = (real, handle, program)
         self.boundary.bind(real, handle)
         if program is not real:
@@ -406,14 +423,23 @@ class System:
     def _lend(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple, dict, list]:
         """Wrap callables as callbacks; list the internal objects lent to external code."""
         loans: list[Any] = []
+        if not kwargs:
+            for a in args:
+                t = type(a)
+                if t in _SCALAR_SET or ((t is tuple or t is list) and _all_scalar(a)):
+                    continue
+                break
+            else:
+                return args, kwargs, loans  # plain data only: nothing to lend
 
         def lend(value: Any, depth: int) -> Any:
             t = type(value)
             if t in _SCALAR_SET:
                 return value
             if isinstance(value, _CALLBACK_TYPES) and not isinstance(value, Crossing):
-                ref = self._next_callback
-                self._next_callback += 1
+                state = self._thread_state(self.gate.tag)
+                ref = _ident(self.gate.tag, state.next_callback)
+                state.next_callback += 1
                 wrapper = _Callback(self, ref, value)
                 self._callbacks[ref] = value
                 loans.append(wrapper)
@@ -436,11 +462,16 @@ class System:
         return new_args, new_kwargs, loans
 
     def _loan_of(self, value: Any, state: _ThreadState) -> Loan | None:
-        for depth, frame in enumerate(reversed(state.loans)):
+        for base, frame in reversed(state.loans):
             for index, item in enumerate(frame):
                 if item is value:
-                    return Loan(depth, index)
+                    return Loan(base + index)
         return None
+
+    def _push_loans(self, state: _ThreadState, loans: list[Any]) -> None:
+        """Open the loan frame of a call (ids count lent objects in program order, per thread)."""
+        state.loans.append((state.next_loan, loans))
+        state.next_loan += len(loans)
 
     def _encode(self, value: Any, state: _ThreadState, depth: int = 0) -> tuple[Any, Any]:
         """(recorded form, object for the program) of a value coming from external code."""
@@ -449,12 +480,26 @@ class System:
             return value, value
         if depth < 32:
             if t is tuple or t is list:
-                pairs = [self._encode(v, state, depth + 1) for v in value]
-                return t(p[0] for p in pairs), t(p[1] for p in pairs)
-            if t is dict and all(type(k) in _SCALAR_SET for k in value):
-                pairs2 = {k: self._encode(v, state, depth + 1) for k, v in value.items()}
-                return {k: p[0] for k, p in pairs2.items()}, {k: p[1] for k, p in pairs2.items()}
-            if t is set and all(type(v) in _SCALAR_SET for v in value):
+                recorded_items = []
+                program_items = []
+                for item in value:
+                    if type(item) in _SCALAR_SET:
+                        recorded_items.append(item)
+                        program_items.append(item)
+                    else:
+                        r, p = self._encode(item, state, depth + 1)
+                        recorded_items.append(r)
+                        program_items.append(p)
+                if t is tuple:
+                    return tuple(recorded_items), tuple(program_items)
+                return recorded_items, program_items
+            if t is dict and _all_scalar(value):
+                recorded_map = {}
+                program_map = {}
+                for k, v in value.items():
+                    recorded_map[k], program_map[k] = self._encode(v, state, depth + 1)
+                return recorded_map, program_map
+            if t is set and _all_scalar(value):
                 return set(value), set(value)
         loan = self._loan_of(value, state)
         if loan is not None:
@@ -494,15 +539,16 @@ class System:
                 return {self._decode(v, state, tag, depth + 1) for v in value}
         if t is Handle:
             if value.new:
-                if value.id != self._next_handle:
+                expected = _ident(tag, state.next_handle)
+                if value.id != expected:
                     self._diverge(
                         tag,
                         "values",
                         f"a new external object #{value.id}",
-                        f"has bound {self._next_handle} objects at this point",
+                        f"would bind #{expected} next",
                     )
                 stand_in = self.stubs(value.kind)
-                self._next_handle += 1
+                state.next_handle += 1
                 self._objects[value.id] = stand_in
                 self._bound[id(stand_in)] = (stand_in, value.id, stand_in)
                 self.boundary.bind(stand_in, value.id)
@@ -511,12 +557,10 @@ class System:
                 self._diverge(tag, "values", f"external object #{value.id}", "never saw it")
             return self._objects[value.id]
         if t is Loan:
-            loans = state.loans
-            if value.depth < len(loans):
-                frame = loans[len(loans) - 1 - value.depth]
-                if value.index < len(frame):
-                    return frame[value.index]
-            self._diverge(tag, "values", f"lent object {value}", "lent no such object")
+            for base, frame in state.loans:
+                if base <= value.id < base + len(frame):
+                    return frame[value.id - base]
+            self._diverge(tag, "values", f"lent object #{value.id}", "lent no such object")
         raise EngineError(f"the recording holds a value of unsupported type {t.__name__}")
 
     def _encode_error(self, exc: BaseException, state: _ThreadState) -> ErrorValue:
@@ -656,12 +700,13 @@ class System:
         writer = self._writer
         assert writer is not None
         writer.call(tag, crossing.key, shape, digest)
-        if crossing.info is PROXY_OPERATION:  # the proxy's own operations unwrap themselves
-            real_args, real_kwargs = args, kwargs
-        else:
-            real_args = tuple(unwrap(a) for a in args)
-            real_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-        state.loans.append(loans)
+        real_args, real_kwargs = args, kwargs
+        if crossing.info is not PROXY_OPERATION:  # proxy operations unwrap themselves
+            if any(isinstance(a, ExternalProxy) for a in args):
+                real_args = tuple([unwrap(a) for a in args])
+            if kwargs and any(isinstance(v, ExternalProxy) for v in kwargs.values()):
+                real_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+        self._push_loans(state, loans)
         self.gate.set(_OUTSIDE)
         try:
             result = crossing.target(*real_args, **real_kwargs)
@@ -693,7 +738,8 @@ class System:
         index, event = self._read(tag)
         actual = f"called {key}({shape})"
         if event is None or event[0] != _CALL:
-            self._diverge(tag, "extra call", describe(event), actual, index)
+            kind = "function" if event is not None and event[0] == _THREAD else "extra call"
+            self._diverge(tag, kind, describe(event), actual, index)
         assert event is not None
         if event[2] != key:
             self._diverge(tag, "function", describe(event), actual, index)
@@ -707,7 +753,7 @@ class System:
                 f"{actual} with argument digest {digest:#010x}",
                 index,
             )
-        state.loans.append(loans)
+        self._push_loans(state, loans)
         try:
             while True:
                 index, event = self._read(tag)
@@ -834,6 +880,19 @@ class System:
             state.callback_exc = None
         finally:
             gate.set(previous)
+
+
+def _ident(tag: int, n: int) -> int:
+    """A handle or callback number: unique per run, assigned in each thread's program order."""
+    return (tag << 32) | n
+
+
+def _all_scalar(items: Any) -> bool:
+    """True when every element of a tuple, list or set (every key of a dict) is a scalar."""
+    for item in items:  # noqa: SIM110 - a plain loop is faster than all() over a genexp
+        if type(item) not in _SCALAR_SET:
+            return False
+    return True
 
 
 def _is_method(value: Any) -> bool:
