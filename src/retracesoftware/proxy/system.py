@@ -11,6 +11,7 @@ import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import monotonic as _monotonic
 from typing import Any, TypeVar
 
 from retracesoftware import utils
@@ -59,6 +60,7 @@ _ENGINE_DIRS = (
     os.path.dirname(os.path.abspath(utils.__file__)) + os.sep,
 )
 _u64 = (1 << 64) - 1
+_WAIT_SLICE = 0.05  # seconds between checks for a divergence while waiting for a turn
 
 
 class Mode(enum.IntEnum):
@@ -647,16 +649,21 @@ class System:
     def _read(self, tag: int) -> tuple[int, Event | None]:
         reader = self._reader
         assert reader is not None
-        try:
-            event = reader.next(tag, self.timeout)
-        except TimeoutError as exc:
-            self._diverge(
-                tag,
-                "thread",
-                f"other threads to reach event {reader.position}",
-                f"waited {self.timeout:g} s for them ({exc})",
-            )
-            raise  # unreachable: _diverge raises
+        deadline = _monotonic() + self.timeout
+        while True:
+            try:
+                event = reader.next(tag, min(_WAIT_SLICE, self.timeout))
+                break
+            except TimeoutError:
+                if self._divergence is not None:  # another thread diverged: stop waiting
+                    raise self._divergence from None
+                if _monotonic() >= deadline:
+                    self._diverge(
+                        tag,
+                        "thread",
+                        f"other threads to reach event {reader.position}",
+                        f"waited {self.timeout:g} s for its turn",
+                    )
         if event is None:
             return reader.position, None
         return reader.position - 1, event
