@@ -86,3 +86,38 @@ def test_types_with_their_own_hash_are_refused():
         patch_hash(int)
     with pytest.raises(TypeError):
         patch_hash("not a type")  # type: ignore[arg-type]
+
+
+SCRIPT = """
+import sys
+from retracesoftware.utils import deterministic_hash
+
+class Node:
+    pass
+
+padding = [Node() for _ in range(int(sys.argv[1]))]  # different addresses in each process
+with deterministic_hash(Node):
+    nodes = [Node() for _ in range(40)]
+    for i, n in enumerate(nodes):
+        n.i = i
+    print([n.i for n in set(nodes)], [n.i for n in {n: 0 for n in reversed(nodes)}])
+"""
+
+
+def test_order_is_the_same_in_separate_processes():
+    import os
+    import subprocess
+    import sys
+
+    outputs = set()
+    for padding, seed in ((0, "1"), (977, "2"), (5000, "3")):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", SCRIPT, str(padding)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+        outputs.add(out)
+    assert len(outputs) == 1
