@@ -134,6 +134,17 @@ def test_bad_patch_requests_fail_clearly():
             s.patch_function(os, "no_such_function")
 
 
+def test_record_and_replay_validate_their_arguments():
+    with System() as s:
+        with pytest.raises(EngineError, match="needs a Writer"):
+            s.record(None, lambda: None)  # type: ignore[arg-type]
+        with pytest.raises(EngineError, match="needs a Reader"):
+            s.replay(MemoryWriter(), lambda: None)  # type: ignore[arg-type]
+        with pytest.raises(EngineError, match="callable"):
+            s.record(MemoryWriter(), 42)  # type: ignore[arg-type]
+        assert s.mode.name == "OFF"
+
+
 def test_cannot_patch_or_uninstall_while_running():
     with System() as s:
         s.patch_function(time, "time")

@@ -131,7 +131,6 @@ class System:
         self.proxy_type = proxytype(self)
         self._stack = StackFactory(skip=_ENGINE_DIRS)
         self._patches: list[_Patch] = []
-        self._crossings: dict[tuple[int, str], Crossing] = {}
         self._patched_types: dict[type, str] = {}
         self._exceptions: dict[str, type[BaseException]] = {}
         self._mode = Mode.OFF
@@ -283,6 +282,9 @@ class System:
 
         Threads started with :meth:`thread` must finish before *fn* returns.
         """
+        if not isinstance(writer, Writer):
+            raise EngineError(f"record needs a Writer, not {type(writer).__name__}")
+        _check_callable(fn)
         self._start(Mode.RECORD)
         self._writer = writer
         self.boundary.log = _fast_log(writer)
@@ -300,6 +302,9 @@ class System:
         Raises :class:`ReplayDivergence` at the first call that does not match the recording
         (also when the program swallowed it, and when the program ends early).
         """
+        if not isinstance(reader, Reader):
+            raise EngineError(f"replay needs a Reader, not {type(reader).__name__}")
+        _check_callable(fn)
         self._start(Mode.REPLAY)
         self._reader = reader
         self.boundary.log = _fast_log(reader)
@@ -887,6 +892,11 @@ class System:
             state.callback_exc = None
         finally:
             gate.set(previous)
+
+
+def _check_callable(fn: Any) -> None:
+    if not callable(fn):
+        raise EngineError(f"expected a callable to run, not {type(fn).__name__}")
 
 
 def _ident(tag: int, n: int) -> int:
