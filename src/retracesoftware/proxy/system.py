@@ -536,7 +536,12 @@ class System:
             return value
         if depth < 32:
             if t is tuple or t is list:
-                return t(self._decode(v, state, tag, depth + 1) for v in value)
+                items = []
+                for v in value:
+                    items.append(
+                        v if type(v) in _SCALAR_SET else self._decode(v, state, tag, depth + 1)
+                    )
+                return tuple(items) if t is tuple else items
             if t is dict:
                 return {
                     self._decode(k, state, tag, depth + 1): self._decode(v, state, tag, depth + 1)
@@ -654,24 +659,32 @@ class System:
     def _read(self, tag: int) -> tuple[int, Event | None]:
         reader = self._reader
         assert reader is not None
-        deadline = _monotonic() + self.timeout
-        while True:
-            try:
-                event = reader.next(tag, min(_WAIT_SLICE, self.timeout))
-                break
-            except TimeoutError:
-                if self._divergence is not None:  # another thread diverged: stop waiting
-                    raise self._divergence from None
-                if _monotonic() >= deadline:
-                    self._diverge(
-                        tag,
-                        "thread",
-                        f"other threads to reach event {reader.position}",
-                        f"waited {self.timeout:g} s for its turn",
-                    )
+        wait = min(_WAIT_SLICE, self.timeout)
+        try:
+            event = reader.next(tag, wait)
+        except TimeoutError:
+            event = self._read_slowly(reader, tag, wait)
         if event is None:
             return reader.position, None
         return reader.position - 1, event
+
+    def _read_slowly(self, reader: Reader, tag: int, wait: float) -> Event | None:
+        """Keep waiting for this thread's turn, giving up on a divergence or the timeout."""
+        deadline = _monotonic() + self.timeout - wait
+        while True:
+            if self._divergence is not None:  # another thread diverged: stop waiting
+                raise self._divergence
+            if _monotonic() >= deadline:
+                self._diverge(
+                    tag,
+                    "thread",
+                    f"other threads to reach event {reader.position}",
+                    f"waited {self.timeout:g} s for its turn",
+                )
+            try:
+                return reader.next(tag, wait)
+            except TimeoutError:
+                continue
 
     def _expect_end(self, tag: int) -> None:
         index, event = self._read(tag)
