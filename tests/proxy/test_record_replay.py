@@ -122,3 +122,61 @@ def test_memory_reader_rejects_malformed_events():
         MemoryReader([(1, 0, "k", "", 0), ("bad",)])
     with pytest.raises(ValueError, match="malformed"):
         MemoryReader([(42, 0)])
+
+
+def test_replay_with_a_fresh_system(world):
+    """Record and replay normally run in different processes: nothing may depend on the
+    System instance (keys, handles, callback numbers are all derived from the program)."""
+    import _random
+
+    def prog():
+        rng = _random.Random(5)
+        conn = world.connect("h")
+        return [rng.random(), conn.send(b"abc"), world.apply(lambda x: -x, [1, 2]), time.time()]
+
+    def make() -> System:
+        s = System()
+        s.patch_function(time, "time")
+        s.patch_type(_random.Random)
+        for name in ("connect", "apply"):
+            s.patch_function(world, name)
+        return s
+
+    first = make()
+    writer = MemoryWriter()
+    recorded = first.record(writer, prog)
+    first.uninstall()
+    events = list(writer.events)
+    second = make()
+    try:
+        assert second.replay(MemoryReader(events), prog) == recorded
+    finally:
+        second.uninstall()
+
+
+def test_repeated_runs_do_not_leak(system, world):
+    import gc
+    import tracemalloc
+
+    def prog():
+        conn = world.connect("h")
+        return [time.time(), conn.recv(), world.apply(str, [1]), world.fetch_many(["a"])]
+
+    def cycle():
+        writer = MemoryWriter()
+        system.record(writer, prog)
+        system.replay(writer.reader(), prog)
+
+    for _ in range(20):
+        cycle()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(200):
+            cycle()
+        gc.collect()
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert end - start < 64 * 1024, f"grew by {end - start} bytes over 200 record/replay runs"
