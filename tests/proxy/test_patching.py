@@ -181,3 +181,18 @@ def test_layering(package: str, allowed: set[str]) -> None:
     ).stdout
     loaded = set(ast.literal_eval(out))
     assert loaded <= allowed, loaded - allowed
+
+
+def test_patched_callables_pickle_by_reference_and_keep_metadata(world):
+    import inspect
+    import pickle
+
+    with System() as s:
+        s.patch_function(time, "time")
+        s.patch_type(_random.Random, ["random"])
+        fetch = s.patch_function(world, "fetch")
+        assert pickle.loads(pickle.dumps(time.time)) is time.time
+        assert pickle.loads(pickle.dumps(_random.Random.random)) is _random.Random.random
+        assert (time.time.__name__, time.time.__module__) == ("time", "time")
+        assert fetch.__wrapped__.__name__ == "fetch"
+        assert list(inspect.signature(fetch).parameters) == ["url"]

@@ -1180,6 +1180,19 @@ PyObject *Crossing_forward(PyObject *op, void *name) {
     return PyObject_GetAttrString(self->target, static_cast<const char *>(name));
 }
 
+// Pickle by reference, like the function it replaces: pickle finds the attribute by the
+// target's module and qualified name, which is this crossing while the patch is in place.
+PyObject *Crossing_reduce(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<CrossingObject *>(op);
+    if (!crossing_alive(self)) return nullptr;
+    return PyObject_GetAttrString(self->target, "__qualname__");
+}
+
+PyMethodDef Crossing_methods[] = {
+    {"__reduce__", Crossing_reduce, METH_NOARGS, "Pickle by reference (qualified name)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PyObject *Crossing_repr(PyObject *op) {
     return PyUnicode_FromFormat("<Crossing %U>", reinterpret_cast<CrossingObject *>(op)->key);
 }
@@ -1193,6 +1206,7 @@ PyGetSetDef Crossing_getset[] = {
     {"__name__", Crossing_forward, nullptr, nullptr, const_cast<char *>("__name__")},
     {"__qualname__", Crossing_forward, nullptr, nullptr, const_cast<char *>("__qualname__")},
     {"__doc__", Crossing_forward, nullptr, nullptr, const_cast<char *>("__doc__")},
+    {"__module__", Crossing_forward, nullptr, nullptr, const_cast<char *>("__module__")},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -1910,6 +1924,7 @@ int setup_types() {
     Crossing_Type.tp_traverse = Crossing_traverse;
     Crossing_Type.tp_clear = Crossing_clear;
     Crossing_Type.tp_getset = Crossing_getset;
+    Crossing_Type.tp_methods = Crossing_methods;
     Crossing_Type.tp_call = Crossing_call;
     Crossing_Type.tp_descr_get = Crossing_descr_get;
     Crossing_Type.tp_repr = Crossing_repr;
