@@ -82,6 +82,8 @@ def program(world) -> list:
     except OSError as exc:
         out.append(exc.args)
     out.append(world.fetch_many(["k"]))
+    out.append(world.identity([1, (2.5, "x"), {"k": [b"y"]}, {3}]))
+    out.append(world.identity(({"a": 1j},)))
     return out
 
 
@@ -130,3 +132,22 @@ def test_external_construction_of_patched_type_uses_stub_factory(world):
         assert made == []
         assert s.replay(writer.reader(), prog) == recorded
         assert made == [_random.Random]
+
+
+def test_plain_results_are_copied_for_program_and_recording(system, world):
+    shared = [1, [2]]
+    world.cached = lambda: shared
+    system.patch_function(world, "cached")
+
+    def prog():
+        a = world.cached()
+        a[1].append("mutated by the program")
+        b = world.cached()
+        return a is b, a, b
+
+    writer = MemoryWriter()
+    recorded = system.record(writer, prog)
+    assert recorded == (False, [1, [2, "mutated by the program"]], [1, [2]])
+    assert shared == [1, [2]]
+    for _ in range(2):
+        assert system.replay(writer.reader(), prog) == recorded

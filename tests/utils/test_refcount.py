@@ -20,6 +20,7 @@ from retracesoftware.utils import (
     StackFactory,
     WithoutFlags,
     fingerprint,
+    fingerprint_full,
     patch_hash,
     unpatch_hash,
 )
@@ -85,7 +86,11 @@ def test_crossing_paths_do_not_leak(mode: int) -> None:
     key = "bench.key"
     crossing = Crossing(target, key, boundary)
     failing = Crossing(target.fail, "bench.fail", boundary)
+    nested = Target()
+    nested.result = ({"k": [1, 2.5, "s"]}, [b"x", (1, 2)], {3, 4})
+    plain = Crossing(nested, "bench.plain", boundary)
     arg_s, arg_b, arg_i = "argument", b"bytes", 123456789
+    plain_arg = [arg_s, (arg_i, [arg_b]), {"key": arg_s}]
     bound = object()
     boundary.bind(bound, 7)
     boundary.mode = mode
@@ -96,8 +101,10 @@ def test_crossing_paths_do_not_leak(mode: int) -> None:
         with gate.scope(GateState.INSIDE, 0):
             crossing(arg_s, arg_b, arg_i)
             crossing(bound, arg_s)
-            crossing([arg_s])  # slow path
+            crossing([arg_s])  # plain container argument
+            crossing([object()])  # slow path
             crossing(arg_s, kw=arg_i)  # slow path
+            plain(plain_arg)  # plain container argument and result
             if mode == 1:
                 with pytest.raises(ValueError):
                     failing(arg_s)
@@ -108,10 +115,27 @@ def test_crossing_paths_do_not_leak(mode: int) -> None:
             boundary.log = replay
             with gate.scope(GateState.INSIDE, 0):
                 crossing(arg_s, arg_b, arg_i)
+            shape, digest = fingerprint_full((plain_arg,))
+            boundary.log = EventLog([(1, 0, "bench.plain", shape, digest), (2, 0, nested.result)])
+            with gate.scope(GateState.INSIDE, 0):
+                assert plain(plain_arg) == nested.result
         crossing(arg_s)  # gate off: passthrough
         boundary.log = None
 
-    assert_no_leak(run, target, target.result, target.message, key, arg_s, arg_b, arg_i, bound)
+    assert_no_leak(
+        run,
+        nested,
+        nested.result,
+        plain_arg,
+        target,
+        target.result,
+        target.message,
+        key,
+        arg_s,
+        arg_b,
+        arg_i,
+        bound,
+    )
 
 
 def test_method_binding_does_not_leak() -> None:

@@ -431,6 +431,129 @@ inline bool is_plain_scalar(PyObject *obj) {
            t == &PyUnicode_Type || t == &PyBytes_Type;
 }
 
+inline bool is_scalar_value(PyObject *obj) {
+    return is_plain_scalar(obj) || Py_TYPE(obj) == &PyComplex_Type;
+}
+
+constexpr int PLAIN_DEPTH = 32;  // nesting the engine's Python code also treats as plain data
+
+// A copy of plain data for the recording or the program: scalars, and tuples holding only
+// shared items, are shared; lists, dicts and sets are new.  Plain data is exact None, bool,
+// int, float, complex, str, bytes, tuple, list, dict with scalar keys, set of scalars.
+// Returns nullptr with error == false when value is not plain data (nothing was allocated),
+// nullptr with error == true (and a Python exception) on failure.
+PyObject *plain_copy(PyObject *v, int depth, bool &error) {
+    if (is_scalar_value(v)) return Py_NewRef(v);
+    if (depth >= PLAIN_DEPTH) return nullptr;
+    PyTypeObject *t = Py_TYPE(v);
+    if (t == &PyTuple_Type || t == &PyList_Type) {
+        bool tuple = t == &PyTuple_Type;
+        Py_ssize_t n = tuple ? PyTuple_GET_SIZE(v) : PyList_GET_SIZE(v);
+        PyObject *out = tuple ? PyTuple_New(n) : PyList_New(n);
+        if (out == nullptr) {
+            error = true;
+            return nullptr;
+        }
+        bool same = true;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject *item = tuple ? PyTuple_GET_ITEM(v, i) : PyList_GET_ITEM(v, i);
+            PyObject *c = plain_copy(item, depth + 1, error);
+            if (c == nullptr) {
+                Py_DECREF(out);
+                return nullptr;
+            }
+            same = same && c == item;
+            if (tuple) {
+                PyTuple_SET_ITEM(out, i, c);
+            } else {
+                PyList_SET_ITEM(out, i, c);
+            }
+        }
+        if (tuple && same) {
+            Py_DECREF(out);
+            return Py_NewRef(v);
+        }
+        return out;
+    }
+    if (t == &PyDict_Type) {
+        PyObject *out = PyDict_New();
+        if (out == nullptr) {
+            error = true;
+            return nullptr;
+        }
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(v, &pos, &key, &value)) {
+            if (!is_scalar_value(key)) {
+                Py_DECREF(out);
+                return nullptr;
+            }
+            PyObject *c = plain_copy(value, depth + 1, error);
+            if (c == nullptr) {
+                Py_DECREF(out);
+                return nullptr;
+            }
+            int rc = PyDict_SetItem(out, key, c);
+            Py_DECREF(c);
+            if (rc < 0) {
+                Py_DECREF(out);
+                error = true;
+                return nullptr;
+            }
+        }
+        return out;
+    }
+    if (t == &PySet_Type) {
+        PyObject *it = PyObject_GetIter(v);
+        if (it == nullptr) {
+            error = true;
+            return nullptr;
+        }
+        PyObject *item;
+        bool plain = true;
+        while ((item = PyIter_Next(it)) != nullptr) {
+            plain = plain && is_scalar_value(item);
+            Py_DECREF(item);
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) {
+            error = true;
+            return nullptr;
+        }
+        if (!plain) return nullptr;
+        PyObject *out = PySet_New(v);
+        if (out == nullptr) error = true;
+        return out;
+    }
+    return nullptr;
+}
+
+// True when a call argument is a tuple, list or dict that the engine's slow path would lend
+// nothing from: only scalars and such containers inside, nested at most 4 deep.
+bool plain_argument(PyObject *v, int depth) {
+    if (depth >= 4) return false;
+    PyTypeObject *t = Py_TYPE(v);
+    if (t == &PyTuple_Type || t == &PyList_Type) {
+        bool tuple = t == &PyTuple_Type;
+        Py_ssize_t n = tuple ? PyTuple_GET_SIZE(v) : PyList_GET_SIZE(v);
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject *item = tuple ? PyTuple_GET_ITEM(v, i) : PyList_GET_ITEM(v, i);
+            if (!is_scalar_value(item) && !plain_argument(item, depth + 1)) return false;
+        }
+        return true;
+    }
+    if (t == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(v, &pos, &key, &value)) {
+            if (!is_scalar_value(key)) return false;
+            if (!is_scalar_value(value) && !plain_argument(value, depth + 1)) return false;
+        }
+        return true;
+    }
+    return false;
+}
+
 // fingerprint(args) -> (shape, digest) or None when an argument is not a fast-path scalar
 PyObject *py_fingerprint(PyObject *, PyObject *args) {
     PyObject *seq;
@@ -708,6 +831,193 @@ PySequenceMethods EventLog_as_sequence = {
     EventLog_len, nullptr, nullptr, EventLog_item, nullptr, nullptr, nullptr, nullptr,
     nullptr,      nullptr,
 };
+
+// ---------------------------------------------------------------------------
+// Full fingerprint (every argument kind), identical to the fast path on scalars.
+
+constexpr int MAX_ITEMS = 16;
+constexpr int MAX_DEPTH = 4;
+
+struct FingerprintCtx {
+    uint32_t h = FNV_OFFSET;
+    PyObject *classify;  // classify(obj) -> (code: str, payload: bytes) | None, or nullptr
+    std::unordered_map<PyObject *, long long> *handles;  // or nullptr
+};
+
+void feed_bytes(uint32_t &h, const char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; ++i) feed_byte(h, static_cast<unsigned char>(p[i]));
+}
+
+int feed_utf8(uint32_t &h, PyObject *s) {
+    PyObject *b = PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (b == nullptr) return -1;
+    feed_bytes(h, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return 0;
+}
+
+void feed_str_prefix(uint32_t &h, PyObject *s) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    feed_u64(h, static_cast<uint64_t>(n));
+    Py_ssize_t m = n < PREFIX ? n : PREFIX;
+    for (Py_ssize_t i = 0; i < m; ++i) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        for (int k = 0; k < 4; ++k) feed_byte(h, static_cast<unsigned char>(c >> (8 * k)));
+    }
+}
+
+// Returns the shape code, or 0 with a Python error set.
+char feed_any(FingerprintCtx &ctx, PyObject *obj, int depth) {
+    uint32_t &h = ctx.h;
+    PyTypeObject *t = Py_TYPE(obj);
+    if (obj == Py_None || t == &PyBool_Type || t == &PyFloat_Type || t == &PyUnicode_Type ||
+        t == &PyBytes_Type) {
+        return feed_scalar(h, obj);
+    }
+    if (t == &PyLong_Type) {
+        char c = feed_scalar(h, obj);
+        if (c != 0) return c;
+    }
+    bool plain_container = t == &PyTuple_Type || t == &PyList_Type || t == &PyDict_Type ||
+                           t == &PySet_Type || t == &PyFrozenSet_Type ||
+                           t == &PyComplex_Type || t == &PyLong_Type;
+    if (!plain_container) {
+        if (ctx.handles != nullptr) {
+            auto it = ctx.handles->find(obj);
+            if (it != ctx.handles->end()) {
+                feed_byte(h, 'o');
+                feed_u64(h, static_cast<uint64_t>(it->second));
+                return 'o';
+            }
+        }
+        if (ctx.classify != nullptr) {
+            PyObject *r = PyObject_CallOneArg(ctx.classify, obj);
+            if (r == nullptr) return 0;
+            if (r != Py_None) {
+                PyObject *code, *payload;
+                if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 ||
+                    !PyUnicode_Check(code = PyTuple_GET_ITEM(r, 0)) ||
+                    PyUnicode_GET_LENGTH(code) != 1 ||
+                    PyUnicode_READ_CHAR(code, 0) > 127 ||
+                    !PyBytes_Check(payload = PyTuple_GET_ITEM(r, 1))) {
+                    Py_DECREF(r);
+                    PyErr_SetString(PyExc_TypeError,
+                                    "classify must return None or (code: 1-char str, bytes)");
+                    return 0;
+                }
+                char c = static_cast<char>(PyUnicode_READ_CHAR(code, 0));
+                feed_byte(h, static_cast<unsigned char>(c));
+                feed_bytes(h, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload));
+                Py_DECREF(r);
+                return c;
+            }
+            Py_DECREF(r);
+        }
+    }
+    if (PyLong_Check(obj)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (v == -1 && PyErr_Occurred()) return 0;
+        if (overflow == 0) {
+            feed_byte(h, 'i');
+            feed_u64(h, static_cast<uint64_t>(v));
+            return 'i';
+        }
+        PyObject *s = PyNumber_ToBase(obj, 10);
+        if (s == nullptr) return 0;
+        feed_byte(h, 'I');
+        int rc = feed_utf8(h, s);
+        Py_DECREF(s);
+        return rc < 0 ? 0 : 'i';
+    }
+    if (PyFloat_Check(obj)) {
+        double d = PyFloat_AS_DOUBLE(obj);
+        uint64_t bits;
+        std::memcpy(&bits, &d, sizeof bits);
+        feed_byte(h, 'f');
+        feed_u64(h, bits);
+        return 'f';
+    }
+    if (PyUnicode_Check(obj)) {
+        feed_byte(h, 's');
+        feed_str_prefix(h, obj);
+        return 's';
+    }
+    if (PyBytes_Check(obj)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(obj);
+        feed_byte(h, 'y');
+        feed_u64(h, static_cast<uint64_t>(n));
+        feed_bytes(h, PyBytes_AS_STRING(obj), n < PREFIX ? n : PREFIX);
+        return 'y';
+    }
+    if (PyComplex_Check(obj)) {
+        Py_complex c = PyComplex_AsCComplex(obj);
+        if (c.real == -1.0 && PyErr_Occurred()) return 0;
+        uint64_t bits;
+        feed_byte(h, 'c');
+        std::memcpy(&bits, &c.real, sizeof bits);
+        feed_u64(h, bits);
+        std::memcpy(&bits, &c.imag, sizeof bits);
+        feed_u64(h, bits);
+        return 'c';
+    }
+    if (PyTuple_Check(obj) || PyList_Check(obj)) {
+        char code = PyTuple_Check(obj) ? 't' : 'l';
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+        feed_byte(h, static_cast<unsigned char>(code));
+        feed_u64(h, static_cast<uint64_t>(n));
+        if (depth < MAX_DEPTH) {
+            for (Py_ssize_t i = 0; i < n && i < MAX_ITEMS; ++i) {
+                // a list may shrink while a classify callback runs: re-check the size
+                if (i >= PySequence_Fast_GET_SIZE(obj)) break;
+                PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(obj, i));
+                char c = feed_any(ctx, item, depth + 1);
+                Py_DECREF(item);
+                if (c == 0) return 0;
+            }
+        }
+        return code;
+    }
+    if (PyDict_Check(obj)) {
+        feed_byte(h, 'd');
+        feed_u64(h, static_cast<uint64_t>(PyDict_GET_SIZE(obj)));
+        if (depth < MAX_DEPTH) {
+            PyObject *items = PyDict_Items(obj);  // a snapshot: callbacks cannot disturb it
+            if (items == nullptr) return 0;
+            Py_ssize_t n = PyList_GET_SIZE(items);
+            for (Py_ssize_t i = 0; i < n && i < MAX_ITEMS; ++i) {
+                PyObject *kv = PyList_GET_ITEM(items, i);
+                if (feed_any(ctx, PyTuple_GET_ITEM(kv, 0), depth + 1) == 0 ||
+                    feed_any(ctx, PyTuple_GET_ITEM(kv, 1), depth + 1) == 0) {
+                    Py_DECREF(items);
+                    return 0;
+                }
+            }
+            Py_DECREF(items);
+        }
+        return 'd';
+    }
+    if (PyAnySet_Check(obj)) {
+        // Iteration order of a set can differ between processes: only the size counts.
+        feed_byte(h, 'S');
+        feed_u64(h, static_cast<uint64_t>(PySet_GET_SIZE(obj)));
+        return 'S';
+    }
+    PyObject *mod = PyObject_GetAttrString(reinterpret_cast<PyObject *>(t), "__module__");
+    PyObject *qual = mod == nullptr
+                         ? nullptr
+                         : PyObject_GetAttrString(reinterpret_cast<PyObject *>(t), "__qualname__");
+    PyObject *name = qual == nullptr ? nullptr : PyUnicode_FromFormat("%S.%S", mod, qual);
+    Py_XDECREF(mod);
+    Py_XDECREF(qual);
+    if (name == nullptr) return 0;
+    feed_byte(h, '?');
+    int rc = feed_utf8(h, name);
+    Py_DECREF(name);
+    return rc < 0 ? 0 : '?';
+}
 
 // ---------------------------------------------------------------------------
 // Boundary and Crossing
@@ -1021,6 +1331,28 @@ PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size
         }
         return res;
     }
+    if (b->log != nullptr) {
+        // Plain data: the recording and the program each get their own copy.
+        bool error = false;
+        PyObject *recorded = plain_copy(res, 0, error);
+        if (recorded != nullptr) {
+            PyObject *program = plain_copy(res, 0, error);
+            Py_DECREF(res);
+            if (program == nullptr ||
+                log_push(b->log, EV_RESULT, tag, 1, recorded, nullptr, nullptr, UINT64_MAX) < 0) {
+                Py_DECREF(recorded);
+                Py_XDECREF(program);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "copy failed");
+                return nullptr;
+            }
+            Py_DECREF(recorded);
+            return program;
+        }
+        if (error) {
+            Py_DECREF(res);
+            return nullptr;
+        }
+    }
     PyObject *handler = Py_NewRef(b->record_result);
     PyObject *out = PyObject_CallFunctionObjArgs(handler, reinterpret_cast<PyObject *>(self), res,
                                                  nullptr);
@@ -1039,12 +1371,18 @@ PyObject *replay_fast(CrossingObject *self, Slot &s, const char *shapebuf, Py_ss
     const Event &res = items[pos + 1];
     if (call.kind != EV_CALL || call.n != 3 || call.tag != s.tag || res.kind != EV_RESULT ||
         res.n != 1 || res.tag != s.tag || !str_equal(call.f[0], self->key) ||
-        call.aux != digest || !shape_equal(call.f[1], shapebuf, nargs) ||
-        !is_plain_scalar(res.f[0])) {
+        call.aux != digest || !shape_equal(call.f[1], shapebuf, nargs)) {
         return nullptr;
     }
-    log->pos = static_cast<Py_ssize_t>(pos + 2);
-    return Py_NewRef(res.f[0]);
+    PyObject *value = res.f[0];
+    if (is_plain_scalar(value)) {
+        log->pos = static_cast<Py_ssize_t>(pos + 2);
+        return Py_NewRef(value);
+    }
+    bool error = false;
+    PyObject *copy = plain_copy(value, 0, error);  // the program gets its own copy
+    if (copy != nullptr) log->pos = static_cast<Py_ssize_t>(pos + 2);
+    return copy;  // nullptr: not plain data (slow path), or an error is set
 }
 
 PyObject *Crossing_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf,
@@ -1069,10 +1407,21 @@ PyObject *Crossing_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf
         char c = feed_scalar(digest, args[i]);
         if (c == 0) {
             auto it = b->handles->find(args[i]);
-            if (it == b->handles->end()) return call_slow(self, args, nargs, kwnames);
-            c = 'o';
-            feed_byte(digest, 'o');
-            feed_u64(digest, static_cast<uint64_t>(it->second));
+            if (it != b->handles->end()) {
+                c = 'o';
+                feed_byte(digest, 'o');
+                feed_u64(digest, static_cast<uint64_t>(it->second));
+            } else if (plain_argument(args[i], 0)) {
+                FingerprintCtx ctx;
+                ctx.h = digest;
+                ctx.classify = nullptr;
+                ctx.handles = nullptr;
+                c = feed_any(ctx, args[i], 0);
+                if (c == 0) return nullptr;
+                digest = ctx.h;
+            } else {
+                return call_slow(self, args, nargs, kwnames);
+            }
         }
         shapebuf[i] = c;
     }
@@ -1211,192 +1560,6 @@ PyGetSetDef Crossing_getset[] = {
 };
 
 // ---------------------------------------------------------------------------
-// Full fingerprint (every argument kind), identical to the fast path on scalars.
-
-constexpr int MAX_ITEMS = 16;
-constexpr int MAX_DEPTH = 4;
-
-struct FingerprintCtx {
-    uint32_t h = FNV_OFFSET;
-    PyObject *classify;  // classify(obj) -> (code: str, payload: bytes) | None, or nullptr
-    std::unordered_map<PyObject *, long long> *handles;  // or nullptr
-};
-
-void feed_bytes(uint32_t &h, const char *p, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; ++i) feed_byte(h, static_cast<unsigned char>(p[i]));
-}
-
-int feed_utf8(uint32_t &h, PyObject *s) {
-    PyObject *b = PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
-    if (b == nullptr) return -1;
-    feed_bytes(h, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
-    Py_DECREF(b);
-    return 0;
-}
-
-void feed_str_prefix(uint32_t &h, PyObject *s) {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
-    int kind = PyUnicode_KIND(s);
-    const void *data = PyUnicode_DATA(s);
-    feed_u64(h, static_cast<uint64_t>(n));
-    Py_ssize_t m = n < PREFIX ? n : PREFIX;
-    for (Py_ssize_t i = 0; i < m; ++i) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        for (int k = 0; k < 4; ++k) feed_byte(h, static_cast<unsigned char>(c >> (8 * k)));
-    }
-}
-
-// Returns the shape code, or 0 with a Python error set.
-char feed_any(FingerprintCtx &ctx, PyObject *obj, int depth) {
-    uint32_t &h = ctx.h;
-    PyTypeObject *t = Py_TYPE(obj);
-    if (obj == Py_None || t == &PyBool_Type || t == &PyFloat_Type || t == &PyUnicode_Type ||
-        t == &PyBytes_Type) {
-        return feed_scalar(h, obj);
-    }
-    if (t == &PyLong_Type) {
-        char c = feed_scalar(h, obj);
-        if (c != 0) return c;
-    }
-    bool plain_container = t == &PyTuple_Type || t == &PyList_Type || t == &PyDict_Type ||
-                           t == &PySet_Type || t == &PyFrozenSet_Type ||
-                           t == &PyComplex_Type || t == &PyLong_Type;
-    if (!plain_container) {
-        if (ctx.handles != nullptr) {
-            auto it = ctx.handles->find(obj);
-            if (it != ctx.handles->end()) {
-                feed_byte(h, 'o');
-                feed_u64(h, static_cast<uint64_t>(it->second));
-                return 'o';
-            }
-        }
-        if (ctx.classify != nullptr) {
-            PyObject *r = PyObject_CallOneArg(ctx.classify, obj);
-            if (r == nullptr) return 0;
-            if (r != Py_None) {
-                PyObject *code, *payload;
-                if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 ||
-                    !PyUnicode_Check(code = PyTuple_GET_ITEM(r, 0)) ||
-                    PyUnicode_GET_LENGTH(code) != 1 ||
-                    PyUnicode_READ_CHAR(code, 0) > 127 ||
-                    !PyBytes_Check(payload = PyTuple_GET_ITEM(r, 1))) {
-                    Py_DECREF(r);
-                    PyErr_SetString(PyExc_TypeError,
-                                    "classify must return None or (code: 1-char str, bytes)");
-                    return 0;
-                }
-                char c = static_cast<char>(PyUnicode_READ_CHAR(code, 0));
-                feed_byte(h, static_cast<unsigned char>(c));
-                feed_bytes(h, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload));
-                Py_DECREF(r);
-                return c;
-            }
-            Py_DECREF(r);
-        }
-    }
-    if (PyLong_Check(obj)) {
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (v == -1 && PyErr_Occurred()) return 0;
-        if (overflow == 0) {
-            feed_byte(h, 'i');
-            feed_u64(h, static_cast<uint64_t>(v));
-            return 'i';
-        }
-        PyObject *s = PyNumber_ToBase(obj, 10);
-        if (s == nullptr) return 0;
-        feed_byte(h, 'I');
-        int rc = feed_utf8(h, s);
-        Py_DECREF(s);
-        return rc < 0 ? 0 : 'i';
-    }
-    if (PyFloat_Check(obj)) {
-        double d = PyFloat_AS_DOUBLE(obj);
-        uint64_t bits;
-        std::memcpy(&bits, &d, sizeof bits);
-        feed_byte(h, 'f');
-        feed_u64(h, bits);
-        return 'f';
-    }
-    if (PyUnicode_Check(obj)) {
-        feed_byte(h, 's');
-        feed_str_prefix(h, obj);
-        return 's';
-    }
-    if (PyBytes_Check(obj)) {
-        Py_ssize_t n = PyBytes_GET_SIZE(obj);
-        feed_byte(h, 'y');
-        feed_u64(h, static_cast<uint64_t>(n));
-        feed_bytes(h, PyBytes_AS_STRING(obj), n < PREFIX ? n : PREFIX);
-        return 'y';
-    }
-    if (PyComplex_Check(obj)) {
-        Py_complex c = PyComplex_AsCComplex(obj);
-        if (c.real == -1.0 && PyErr_Occurred()) return 0;
-        uint64_t bits;
-        feed_byte(h, 'c');
-        std::memcpy(&bits, &c.real, sizeof bits);
-        feed_u64(h, bits);
-        std::memcpy(&bits, &c.imag, sizeof bits);
-        feed_u64(h, bits);
-        return 'c';
-    }
-    if (PyTuple_Check(obj) || PyList_Check(obj)) {
-        char code = PyTuple_Check(obj) ? 't' : 'l';
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
-        feed_byte(h, static_cast<unsigned char>(code));
-        feed_u64(h, static_cast<uint64_t>(n));
-        if (depth < MAX_DEPTH) {
-            for (Py_ssize_t i = 0; i < n && i < MAX_ITEMS; ++i) {
-                // a list may shrink while a classify callback runs: re-check the size
-                if (i >= PySequence_Fast_GET_SIZE(obj)) break;
-                PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(obj, i));
-                char c = feed_any(ctx, item, depth + 1);
-                Py_DECREF(item);
-                if (c == 0) return 0;
-            }
-        }
-        return code;
-    }
-    if (PyDict_Check(obj)) {
-        feed_byte(h, 'd');
-        feed_u64(h, static_cast<uint64_t>(PyDict_GET_SIZE(obj)));
-        if (depth < MAX_DEPTH) {
-            PyObject *items = PyDict_Items(obj);  // a snapshot: callbacks cannot disturb it
-            if (items == nullptr) return 0;
-            Py_ssize_t n = PyList_GET_SIZE(items);
-            for (Py_ssize_t i = 0; i < n && i < MAX_ITEMS; ++i) {
-                PyObject *kv = PyList_GET_ITEM(items, i);
-                if (feed_any(ctx, PyTuple_GET_ITEM(kv, 0), depth + 1) == 0 ||
-                    feed_any(ctx, PyTuple_GET_ITEM(kv, 1), depth + 1) == 0) {
-                    Py_DECREF(items);
-                    return 0;
-                }
-            }
-            Py_DECREF(items);
-        }
-        return 'd';
-    }
-    if (PyAnySet_Check(obj)) {
-        // Iteration order of a set can differ between processes: only the size counts.
-        feed_byte(h, 'S');
-        feed_u64(h, static_cast<uint64_t>(PySet_GET_SIZE(obj)));
-        return 'S';
-    }
-    PyObject *mod = PyObject_GetAttrString(reinterpret_cast<PyObject *>(t), "__module__");
-    PyObject *qual = mod == nullptr
-                         ? nullptr
-                         : PyObject_GetAttrString(reinterpret_cast<PyObject *>(t), "__qualname__");
-    PyObject *name = qual == nullptr ? nullptr : PyUnicode_FromFormat("%S.%S", mod, qual);
-    Py_XDECREF(mod);
-    Py_XDECREF(qual);
-    if (name == nullptr) return 0;
-    feed_byte(h, '?');
-    int rc = feed_utf8(h, name);
-    Py_DECREF(name);
-    return rc < 0 ? 0 : '?';
-}
-
 // fingerprint_full(args, kwargs=None, classify=None, boundary=None) -> (shape, digest)
 PyObject *py_fingerprint_full(PyObject *, PyObject *args, PyObject *kwds) {
     static const char *kwlist[] = {"args", "kwargs", "classify", "boundary", nullptr};
