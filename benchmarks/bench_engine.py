@@ -7,7 +7,8 @@ Prints, against baselines measured in the same run:
 * ns added to the patched call on a thread outside the sandbox;
 * a method of a patched C type (``_random.Random.random``: the bound ``self`` stays on the
   native path) on record and on replay;
-* the Python slow path: a patched function taking a list and returning a tuple;
+* plain data on the native path: a patched function taking a list and returning a tuple;
+* the Python slow path: the same function called with a keyword argument;
 * the time ratio of a pure-Python loop that never crosses the boundary, run while the System
   is installed and recording, against the same loop with nothing installed.
 
@@ -79,12 +80,16 @@ def main() -> None:
     def call_pair(fn: Callable[[list], tuple]) -> Callable[[], tuple]:
         return lambda: fn(items)
 
+    def call_pair_kw(fn: Callable[..., tuple]) -> Callable[[], tuple]:
+        return lambda: fn(items=items)
+
     with System() as system:
         crossing = system.patch_function(time, "time")
         system.patch_type(_random.Random, ["random"])
         patched_random = rng.random
         pair = system.patch_function(fake, "pair")
-        plain_pair, slow_pair = call_pair(external_pair), call_pair(pair)
+        plain_pair, native_pair = call_pair(external_pair), call_pair(pair)
+        plain_kw, slow_kw = call_pair_kw(external_pair), call_pair_kw(pair)
 
         # Record: every round alternates the plain call and the patched call.
         def record_rounds() -> None:
@@ -94,7 +99,9 @@ def main() -> None:
                 keep("plain random", per_call(real_random, CALLS // 10))
                 keep("record random", per_call(patched_random, CALLS // 10))
                 keep("plain pair", per_call(plain_pair, CALLS // 10))
-                keep("record pair", per_call(slow_pair, CALLS // 10))
+                keep("record pair", per_call(native_pair, CALLS // 10))
+                keep("plain kw", per_call(plain_kw, CALLS // 10))
+                keep("record kw", per_call(slow_kw, CALLS // 10))
 
         writer = MemoryWriter()
         system.record(writer, record_rounds)
@@ -107,7 +114,9 @@ def main() -> None:
                 keep("plain random", per_call(real_random, CALLS // 10))
                 keep("replay random", per_call(patched_random, CALLS // 10))
                 keep("plain pair", per_call(plain_pair, CALLS // 10))
-                keep("replay pair", per_call(slow_pair, CALLS // 10))
+                keep("replay pair", per_call(native_pair, CALLS // 10))
+                keep("plain kw", per_call(plain_kw, CALLS // 10))
+                keep("replay kw", per_call(slow_kw, CALLS // 10))
 
         system.replay(writer.reader(), replay_rounds)
 
@@ -142,13 +151,23 @@ def main() -> None:
             "",
         ),
         (
-            "record, Python slow path (list -> tuple)",
+            "record, plain data (list -> tuple)",
             f"{best['record pair'] - best['plain pair']:+7.1f} ns/call",
             "",
         ),
         (
-            "replay, Python slow path (list -> tuple)",
+            "replay, plain data (list -> tuple)",
             f"{best['replay pair'] - best['plain pair']:+7.1f} ns/call",
+            "",
+        ),
+        (
+            "record, Python slow path (keyword arg)",
+            f"{best['record kw'] - best['plain kw']:+7.1f} ns/call",
+            "",
+        ),
+        (
+            "replay, Python slow path (keyword arg)",
+            f"{best['replay kw'] - best['plain kw']:+7.1f} ns/call",
             "",
         ),
         (
