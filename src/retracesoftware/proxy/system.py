@@ -430,14 +430,8 @@ class System:
     def _lend(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple, dict, list]:
         """Wrap callables as callbacks; list the internal objects lent to external code."""
         loans: list[Any] = []
-        if not kwargs:
-            for a in args:
-                t = type(a)
-                if t in _SCALAR_SET or ((t is tuple or t is list) and _all_scalar(a)):
-                    continue
-                break
-            else:
-                return args, kwargs, loans  # plain data only: nothing to lend
+        if _plain_values(args) and (not kwargs or _plain_values(kwargs.values())):
+            return args, kwargs, loans  # plain data only: nothing to lend
 
         def lend(value: Any, depth: int) -> Any:
             t = type(value)
@@ -915,6 +909,16 @@ def _check_callable(fn: Any) -> None:
 def _ident(tag: int, n: int) -> int:
     """A handle or callback number: unique per run, assigned in each thread's program order."""
     return (tag << 32) | n
+
+
+def _plain_values(values: Any) -> bool:
+    """True when every value is a scalar or a tuple/list of scalars (nothing to lend)."""
+    for value in values:
+        t = type(value)
+        if t in _SCALAR_SET or ((t is tuple or t is list) and _all_scalar(value)):
+            continue
+        return False
+    return True
 
 
 def _all_scalar(items: Any) -> bool:
