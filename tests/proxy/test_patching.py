@@ -196,3 +196,37 @@ def test_patched_callables_pickle_by_reference_and_keep_metadata(world):
         assert (time.time.__name__, time.time.__module__) == ("time", "time")
         assert fetch.__wrapped__.__name__ == "fetch"
         assert list(inspect.signature(fetch).parameters) == ["url"]
+
+
+def test_socketpair_conversation_replays_without_any_socket():
+    """Real sockets on record; on replay no file descriptor is opened and every method and
+    C-level attribute (family, timeout, ...) answers from the recording."""
+    import _socket
+    import socket
+
+    def prog():
+        a, b = socket.socketpair()
+        with a, b:
+            a.sendall(b"hello over a real socket")
+            data = b.recv(100)
+            b.settimeout(0.05)
+            try:
+                b.recv(10)
+            except TimeoutError as exc:
+                timeout = repr(exc)
+            return data, timeout, repr(a).split(",")[:3], b.gettimeout(), a.family
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+    before = dict(vars(_socket.socket))
+    with System() as s:
+        s.patch_type(_socket.socket)
+        s.patch_function(_socket, "socketpair")
+        writer = MemoryWriter()
+        recorded = s.record(writer, prog)
+        assert recorded[0] == b"hello over a real socket"
+        fds = open_fds()
+        assert s.replay(writer.reader(), prog) == recorded
+        assert open_fds() == fds
+    assert dict(vars(_socket.socket)) == before

@@ -206,7 +206,8 @@ class System:
     ) -> list[str]:
         """Patch the methods of *cls* in place (C types included) and bind its instances.
 
-        *methods* defaults to every public method defined in ``cls.__dict__`` plus
+        *methods* defaults to every public method and C-level attribute (getset or member
+        descriptor: reading it becomes a crossing) defined in ``cls.__dict__``, plus
         ``__init__`` (so that replay never initialises a real instance).  Instances of *cls*
         that cross the boundary are bound to handles; on replay, those the recording
         introduces are made by ``stub(cls)`` (default: ``cls.__new__(cls)``).  Returns the
@@ -220,19 +221,29 @@ class System:
             names = [
                 n
                 for n, v in cls.__dict__.items()
-                if (not n.startswith("_") or n == "__init__") and _is_method(v)
+                if (not n.startswith("_") or n == "__init__")
+                and (_is_method(v) or _is_native_attribute(v))
             ]
         else:
             names = list(methods)
             for n in names:
-                if n not in cls.__dict__ or not _is_method(cls.__dict__[n]):
+                v = cls.__dict__.get(n)
+                if v is None or not (_is_method(v) or _is_native_attribute(v)):
                     raise EngineError(f"{key}.{n} is not a method defined by {key}")
         for n in names:
             original = cls.__dict__[n]
-            if self._owned(original):
+            if self._owned(original) or self._owned(getattr(original, "fget", None)):
                 continue
-            crossing = self._crossing(original, f"{key}.{n}")
-            set_type_attribute(cls, n, crossing)
+            if _is_native_attribute(original):
+                # A C-level attribute (getset or member): reading it is a crossing; writing it
+                # goes straight to the real descriptor.
+                getter = self._crossing(original.__get__, f"{key}.{n}")
+                setter = getattr(original, "__set__", None)
+                deleter = getattr(original, "__delete__", None)
+                replacement: Any = property(getter, setter, deleter, original.__doc__)
+            else:
+                replacement = self._crossing(original, f"{key}.{n}")
+            set_type_attribute(cls, n, replacement)
             self._patches.append(_Patch(cls, n, True, original, True))
         self._patched_types[cls] = key
         if stub is not None:
@@ -927,6 +938,10 @@ def _all_scalar(items: Any) -> bool:
         if type(item) not in _SCALAR_SET:
             return False
     return True
+
+
+def _is_native_attribute(value: Any) -> bool:
+    return isinstance(value, (types.GetSetDescriptorType, types.MemberDescriptorType))
 
 
 def _is_method(value: Any) -> bool:
