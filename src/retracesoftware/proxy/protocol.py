@@ -1,0 +1,173 @@
+"""The event vocabulary of a recording and the abstract ``Writer``/``Reader`` protocols.
+
+A recording is one ordered sequence of events.  Every event is a tuple whose first two fields
+are the event *kind* (:class:`EventKind`) and the *thread* tag (an ``int``: 0 for the thread that
+started the run, then 1, 2, ... in the order the sandboxed program created threads).
+
+=================  ==========================================  ====================================
+kind               tuple                                       meaning
+=================  ==========================================  ====================================
+``CALL``           ``(1, thread, key, shape, digest)``         the program called out (int -> ext)
+``RESULT``         ``(2, thread, value)``                      ...and the call returned ``value``
+``ERROR``          ``(3, thread, error)``                      ...or raised (:class:`ErrorValue`)
+``CALLBACK``       ``(4, thread, ref, args, kwargs)``          external code called back in
+``CALLBACK_RETURN`` ``(5, thread)``                            ...the callback returned
+``CALLBACK_ERROR`` ``(6, thread, error)``                      ...the callback raised
+``END``            ``(7, thread)``                             the thread's sandboxed code finished
+``THREAD``         ``(8, thread, child)``                      the thread started thread ``child``
+=================  ==========================================  ====================================
+
+``key`` (str) names the patched function, e.g. ``"time.time"`` or ``"_random.Random.random"``.
+``shape`` (str) has one type code per positional argument, then ``,name=code`` per keyword
+argument (codes: ``N`` None, ``b`` bool, ``i`` int, ``f`` float, ``c`` complex, ``s`` str, ``y``
+bytes, ``t`` tuple, ``l`` list, ``d`` dict, ``S`` set, ``o`` bound object, ``F`` callback, ``?``
+other).  ``digest`` is a 32-bit FNV-1a hash of the argument values (first 64 characters or bytes
+of strings) and bound-object handles.  Key, shape and digest together are the call's
+fingerprint: replay checks it before answering.
+
+Values (``RESULT`` values, callback arguments, ``ErrorValue.args``) are plain data -- ``None``,
+``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, ``tuple``, ``list``, ``dict``,
+``set`` -- nested freely, plus the two registered types below: :class:`Handle` (an external
+object bound to a small integer) and :class:`Loan` (an object the program itself passed out in
+the arguments of an enclosing call, coming back).  Nothing in a recording is ever executed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from retracesoftware.utils import EventLog
+
+__all__ = [
+    "ErrorValue",
+    "Event",
+    "EventKind",
+    "Handle",
+    "Loan",
+    "Reader",
+    "Writer",
+    "describe",
+]
+
+Event = tuple[Any, ...]
+
+
+class EventKind(enum.IntEnum):
+    """The eight kinds of event."""
+
+    CALL = 1
+    RESULT = 2
+    ERROR = 3
+    CALLBACK = 4
+    CALLBACK_RETURN = 5
+    CALLBACK_ERROR = 6
+    END = 7
+    THREAD = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """An external object bound to ``id``; ``kind`` and ``new`` are set on first appearance.
+
+    ``kind`` is ``"type:<module>.<qualname>"`` for an instance of a patched type and
+    ``"proxy:<module>.<qualname>"`` for any other external object (replayed by a proxy).
+    """
+
+    id: int
+    kind: str = ""
+    new: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Loan:
+    """An object the program itself passed out (lent) in the arguments of a call still in
+    progress on the thread, coming back.  Each thread numbers the objects it lends 0, 1, 2, ...
+    in program order."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorValue:
+    """An exception that crossed the boundary.
+
+    ``type`` is ``"<module>.<qualname>"``; ``args`` holds plain values (anything else is
+    recorded as its ``repr``).  ``from_callback`` marks the exception that a callback raised
+    and the external code let through: replay raises the replayed callback's own exception.
+    """
+
+    type: str
+    args: tuple[Any, ...] = ()
+    from_callback: bool = False
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """Where a recording goes.  One method per event kind; the System calls them in order.
+
+    ``fast_log`` may be an :class:`~retracesoftware.utils.EventLog`: the System then appends
+    the ``CALL``/``RESULT`` tuples of scalar-only calls to it directly (the native fast path)
+    and only calls the methods for everything else.  Writers that are not memory-backed set it
+    to ``None``.
+    """
+
+    fast_log: EventLog | None
+
+    def call(self, thread: int, key: str, shape: str, digest: int) -> None: ...
+    def result(self, thread: int, value: Any) -> None: ...
+    def error(self, thread: int, error: ErrorValue) -> None: ...
+    def callback(self, thread: int, ref: int, args: tuple[Any, ...], kwargs: dict) -> None: ...
+    def callback_return(self, thread: int) -> None: ...
+    def callback_error(self, thread: int, error: ErrorValue) -> None: ...
+    def end(self, thread: int) -> None: ...
+    def thread(self, thread: int, child: int) -> None: ...
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Where a replay reads from.
+
+    ``next(thread, timeout)`` returns the next event of the recording if it belongs to
+    ``thread``, waiting up to ``timeout`` seconds for other threads to consume the events
+    before it; it returns ``None`` when the recording holds no further event for ``thread``
+    and raises :class:`TimeoutError` when the wait expires.  ``position`` is the index of
+    the next event (used in divergence reports).  ``fast_log`` as for :class:`Writer`.
+    """
+
+    fast_log: EventLog | None
+
+    @property
+    def position(self) -> int: ...
+    def next(self, thread: int, timeout: float) -> Event | None: ...
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe(event: Event | None) -> str:
+    """A one-line human description of *event* (used in divergence messages)."""
+    if event is None:
+        return "the end of the recording"
+    try:
+        kind = EventKind(event[0])
+    except (ValueError, IndexError, TypeError):
+        return f"a malformed event {_short(event)}"
+    if kind is EventKind.CALL:
+        return f"a call to {event[2]}({event[3]})"
+    if kind is EventKind.RESULT:
+        return f"a result {_short(event[2])}"
+    if kind in (EventKind.ERROR, EventKind.CALLBACK_ERROR):
+        err = event[2]
+        what = "an exception" if kind is EventKind.ERROR else "a callback exception"
+        return f"{what} {getattr(err, 'type', '?')}"
+    if kind is EventKind.CALLBACK:
+        return f"a callback (#{event[2]})"
+    if kind is EventKind.CALLBACK_RETURN:
+        return "a callback return"
+    if kind is EventKind.THREAD:
+        return f"the start of thread {event[2]}"
+    return f"the end of thread {event[1]}"
