@@ -1,0 +1,228 @@
+"""Apply a :class:`~retracesoftware.install.config.Config` to a live interpreter.
+
+:func:`install` imports (preloads) every configured module, patches its functions and types
+through a :class:`retracesoftware.proxy.System`, finds the *aliases* other loaded modules made
+of the patched functions before Retrace started (``from time import time``) and patches them
+too, applies the built-in adapters, and installs an import hook for configured modules that
+could not be imported yet.  :meth:`Installation.uninstall` undoes everything.
+"""
+
+from __future__ import annotations
+
+import datetime as _datetime
+import fnmatch
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import time as _time
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from retracesoftware.proxy import System
+from retracesoftware.utils import set_type_attribute
+
+from .config import Config, ModuleConfig
+
+__all__ = ["Installation", "install"]
+
+#: Modules whose private aliases of patched functions are never patched: the import system,
+#: the os implementation modules and Retrace itself.
+ALWAYS_SKIP_ALIASES = (
+    "posix",
+    "nt",
+    "os",
+    "builtins",
+    "importlib",
+    "importlib.*",
+    "_frozen_importlib",
+    "_frozen_importlib_external",
+    "zipimport",
+    "retracesoftware",
+    "retracesoftware.*",
+    "pytest",
+    "_pytest",
+    "_pytest.*",
+)
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def _datetime_now(install: Installation) -> None:
+    """Route ``datetime.now/utcnow/today`` and ``date.today`` through ``time.time()``."""
+    clock = _time  # looked up at call time: the patched time.time is used
+
+    def now(cls: Any, tz: Any = None) -> Any:
+        return cls.fromtimestamp(clock.time(), tz)
+
+    def utcnow(cls: Any) -> Any:
+        return cls.fromtimestamp(clock.time(), _datetime.timezone.utc).replace(tzinfo=None)
+
+    def today(cls: Any) -> Any:
+        return cls.fromtimestamp(clock.time())
+
+    install._set_type(_datetime.datetime, "now", classmethod(now))
+    install._set_type(_datetime.datetime, "utcnow", classmethod(utcnow))
+    install._set_type(_datetime.datetime, "today", classmethod(today))
+    install._set_type(_datetime.date, "today", classmethod(today))
+
+
+_ADAPTERS: dict[str, Callable[[Installation], None]] = {"datetime-now": _datetime_now}
+
+
+# ------------------------------------------------------------------------ import hook
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patch configured modules that are imported after :func:`install`."""
+
+    def __init__(self, install: Installation) -> None:
+        self.install = install
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in self.install.pending:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        exec_module = loader.exec_module
+        install = self.install
+
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: types.ModuleType) -> None:
+                exec_module(module)
+                install._loaded(fullname, module)
+
+        spec.loader = _Loader()
+        return spec
+
+
+# ----------------------------------------------------------------------- installation
+
+
+class Installation:
+    """The patches of one configuration on one :class:`System`."""
+
+    def __init__(self, system: System, config: Config) -> None:
+        self.system = system
+        self.config = config
+        self.pending: dict[str, ModuleConfig] = {}
+        self.patched: list[str] = []  # keys of every crossing installed
+        self.deferred: list[str] = []  # modules imported while the System was running
+        self._undo: list[tuple[type, str, Any]] = []
+        self._hook: _PatchOnImport | None = None
+
+    def _set_type(self, cls: type, name: str, value: Any) -> None:
+        self._undo.append((cls, name, cls.__dict__[name]))
+        set_type_attribute(cls, name, value)
+
+    def _patch_module(self, name: str, module: types.ModuleType, mod: ModuleConfig) -> None:
+        system = self.system
+        for type_name in mod.types:
+            cls = getattr(module, type_name, None)
+            if not isinstance(cls, type):
+                raise AttributeError(f"{name}.{type_name} is not a class")
+            system.patch_type(cls)
+            self.patched.append(f"{name}.{type_name}")
+        originals: list[tuple[Any, str]] = []
+        for fn_name in [*mod.functions, *mod.optional]:
+            if not hasattr(module, fn_name):
+                if fn_name in mod.optional:
+                    continue
+                raise AttributeError(f"module {name!r} has no attribute {fn_name!r}")
+            original = getattr(module, fn_name)
+            system.patch_function(module, fn_name, key=f"{name}.{fn_name}")
+            self.patched.append(f"{name}.{fn_name}")
+            originals.append((original, fn_name))
+        self._patch_aliases(originals, [*ALWAYS_SKIP_ALIASES, *mod.skip_aliases_in], module)
+        for adapter in mod.adapters:
+            _ADAPTERS[adapter](self)
+
+    def _patch_aliases(
+        self, originals: list[tuple[Any, str]], skip: list[str], owner: types.ModuleType
+    ) -> None:
+        if not originals:
+            return
+        wanted = {id(obj): obj for obj, _ in originals}
+        for mod_name, module in list(sys.modules.items()):
+            if module is owner or not isinstance(module, types.ModuleType):
+                continue
+            if _matches(mod_name, skip):
+                continue
+            namespace = getattr(module, "__dict__", None)
+            if not namespace:
+                continue
+            for attr, value in list(namespace.items()):
+                if id(value) in wanted and wanted[id(value)] is value:
+                    self.system.patch_function(module, attr, key=f"{mod_name}.{attr}")
+                    self.patched.append(f"{mod_name}.{attr}")
+
+    def _loaded(self, name: str, module: types.ModuleType) -> None:
+        mod = self.pending.pop(name, None)
+        if mod is None:
+            return
+        if self.system.mode:
+            # The engine only patches while idle: this module stays unpatched for this run.
+            self.deferred.append(name)
+            return
+        self._patch_module(name, module, mod)
+
+    def apply(self) -> None:
+        """Preload and patch every configured module; hook the others."""
+        for name, mod in self.config.modules.items():
+            module = sys.modules.get(name)
+            if module is None:
+                try:
+                    module = importlib.import_module(name)
+                except ImportError:
+                    self.pending[name] = mod
+                    continue
+            self._patch_module(name, module, mod)
+        if self.pending:
+            self._hook = _PatchOnImport(self)
+            sys.meta_path.insert(0, self._hook)
+
+    def uninstall(self) -> None:
+        """Undo every patch and adapter and remove the import hook."""
+        if self._hook is not None and self._hook in sys.meta_path:
+            sys.meta_path.remove(self._hook)
+        self._hook = None
+        self.system.uninstall()
+        while self._undo:
+            cls, name, original = self._undo.pop()
+            set_type_attribute(cls, name, original)
+        self.patched.clear()
+
+    def __enter__(self) -> Installation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+def install(config: Config, system: System | None = None) -> Installation:
+    """Patch the interpreter according to *config*; returns the :class:`Installation`."""
+    inst = Installation(system if system is not None else System(), config)
+    try:
+        inst.apply()
+    except BaseException:
+        inst.uninstall()
+        raise
+    return inst
