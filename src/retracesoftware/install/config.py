@@ -52,7 +52,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "modules"
 #: Environment variable naming extra configuration directories (``os.pathsep``-separated).
 CONFIG_PATH_VAR = "RETRACE_CONFIG_PATH"
 #: Names of the built-in adapters a ``[modules.X] adapters`` list may use.
-ADAPTERS = frozenset({"datetime-now"})
+ADAPTERS = frozenset({"datetime-now", "thread-start"})
 
 DEFAULT_REDACT = (
     "*TOKEN*",
@@ -110,6 +110,7 @@ class Config:
     modules: dict[str, ModuleConfig] = field(default_factory=dict)
     environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
     files: list[str] = field(default_factory=list)
+    sources: dict[str, list[str]] = field(default_factory=dict)
 
     def as_data(self) -> dict[str, Any]:
         """Plain-data form (stable order), as stored in a recording's header."""
@@ -259,6 +260,7 @@ def load_config(user_dirs: Iterable[str | os.PathLike[str]] = ()) -> Config:
         path = files[name]
         modules, env = parse_file(path)
         for mod_name, mod in modules.items():
+            config.sources.setdefault(mod_name, []).append(str(path))
             if mod_name in config.modules:
                 config.modules[mod_name].merge(mod)
             else:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from retracesoftware.proxy import System
-from retracesoftware.utils import set_type_attribute
+from retracesoftware.utils import GateState, set_type_attribute
 
-from .config import Config, ModuleConfig
+from .config import Config, ConfigError, ModuleConfig
 
 __all__ = ["Installation", "install"]
 
@@ -33,6 +33,7 @@ ALWAYS_SKIP_ALIASES = (
     "posix",
     "nt",
     "os",
+    "_io",  # io.open_code() calls _io.open: the interpreter reading source and bytecode
     "builtins",
     "importlib",
     "importlib.*",
@@ -45,6 +46,9 @@ ALWAYS_SKIP_ALIASES = (
     "_pytest",
     "_pytest.*",
 )
+
+
+_MISSING = object()
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
@@ -73,7 +77,47 @@ def _datetime_now(install: Installation) -> None:
     install._set_type(_datetime.date, "today", classmethod(today))
 
 
-_ADAPTERS: dict[str, Callable[[Installation], None]] = {"datetime-now": _datetime_now}
+def _thread_start(install: Installation) -> None:
+    """Make every thread the sandboxed program starts part of the recording.
+
+    ``_thread.start_new_thread`` (and ``start_joinable_thread`` on 3.13+) are wrapped, in
+    ``_thread`` and in ``threading``'s private aliases: a thread started from sandboxed code
+    runs its function through :meth:`System.thread` (recorded thread tag, ``END`` event);
+    threads started elsewhere are untouched.
+    """
+    import _thread
+    import threading
+
+    system = install.system
+    inside = int(GateState.INSIDE)
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def start(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            if system.mode and system.gate.get() == inside:
+                function = system.thread(function)
+            return original(function, *args, **kwargs)
+
+        start.__name__ = getattr(original, "__name__", "start")
+        start.__doc__ = getattr(original, "__doc__", None)
+        return start
+
+    for name, alias in (
+        ("start_new_thread", "_start_new_thread"),
+        ("start_joinable_thread", "_start_joinable_thread"),
+    ):
+        original = getattr(_thread, name, None)
+        if original is None:
+            continue
+        wrapped = wrap(original)
+        install._set_module(_thread, name, wrapped)
+        if getattr(threading, alias, None) is original:
+            install._set_module(threading, alias, wrapped)
+
+
+_ADAPTERS: dict[str, Callable[[Installation], None]] = {
+    "datetime-now": _datetime_now,
+    "thread-start": _thread_start,
+}
 
 
 # ------------------------------------------------------------------------ import hook
@@ -127,10 +171,15 @@ class Installation:
         self.patched: list[str] = []  # keys of every crossing installed
         self.deferred: list[str] = []  # modules imported while the System was running
         self._undo: list[tuple[type, str, Any]] = []
+        self._module_undo: list[tuple[types.ModuleType, str, Any]] = []
         self._hook: _PatchOnImport | None = None
 
+    def _set_module(self, module: types.ModuleType, name: str, value: Any) -> None:
+        self._module_undo.append((module, name, getattr(module, name)))
+        setattr(module, name, value)
+
     def _set_type(self, cls: type, name: str, value: Any) -> None:
-        self._undo.append((cls, name, cls.__dict__[name]))
+        self._undo.append((cls, name, cls.__dict__.get(name, _MISSING)))
         set_type_attribute(cls, name, value)
 
     def _patch_module(self, name: str, module: types.ModuleType, mod: ModuleConfig) -> None:
@@ -194,7 +243,11 @@ class Installation:
                 except ImportError:
                     self.pending[name] = mod
                     continue
-            self._patch_module(name, module, mod)
+            try:
+                self._patch_module(name, module, mod)
+            except AttributeError as exc:
+                where = " or ".join(self.config.sources.get(name, ["<config>"]))
+                raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
         if self.pending:
             self._hook = _PatchOnImport(self)
             sys.meta_path.insert(0, self._hook)
@@ -205,9 +258,15 @@ class Installation:
             sys.meta_path.remove(self._hook)
         self._hook = None
         self.system.uninstall()
+        while self._module_undo:
+            module, name, original = self._module_undo.pop()
+            setattr(module, name, original)
         while self._undo:
             cls, name, original = self._undo.pop()
-            set_type_attribute(cls, name, original)
+            if original is _MISSING:
+                set_type_attribute(cls, name)
+            else:
+                set_type_attribute(cls, name, original)
         self.patched.clear()
 
     def __enter__(self) -> Installation:

@@ -181,9 +181,22 @@ def _exit_status(exc: SystemExit) -> Outcome:
     return Outcome(1, message=str(code))
 
 
+def _join_threads() -> None:
+    """Wait for the program's non-daemon threads, as the interpreter does before exiting."""
+    import threading
+
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon and thread.is_alive():
+            thread.join()
+
+
 def _run(program: Program) -> Outcome:
     try:
-        program.run()
+        try:
+            program.run()
+        finally:
+            _join_threads()
     except SystemExit as exc:
         return _exit_status(exc)
     except ReplayDivergence:
