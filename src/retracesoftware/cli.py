@@ -56,11 +56,13 @@ def _default_output(program: Program) -> str:
 def _read(path: str) -> RecordingReader | int:
     """Read a recording, or print why it cannot be read and return the exit code."""
     try:
-        return stream_reader(path)
+        return stream_reader(path, require="retrace")
+    except MalformedRecordingError as exc:
+        return _fail(exitcodes.NOT_A_RECORDING, f"not a recorded program: {exc}")
     except FileNotFoundError:
         return _fail(exitcodes.NOT_FOUND, f"no such recording: {path}")
     except NotARecordingError as exc:
-        return _fail(exitcodes.NOT_A_RECORDING, f"not a Retrace recording: {path} ({exc})")
+        return _fail(exitcodes.NOT_A_RECORDING, f"not a Retrace recording: {exc}")
     except UnsupportedVersionError as exc:
         return _fail(exitcodes.INCOMPATIBLE, f"unsupported recording format: {exc}")
     except (CorruptError, StreamError) as exc:

@@ -23,6 +23,8 @@ from retracesoftware.proxy import ErrorValue, Handle, Loan, MemoryReader
 from retracesoftware.proxy.protocol import EventKind
 from retracesoftware.utils import EventLog
 
+from .errors import MalformedRecordingError
+
 __all__ = [
     "RecordingReader",
     "StreamEventWriter",
@@ -171,13 +173,17 @@ class RecordingReader:
         return MemoryReader(self.events)
 
 
-def stream_reader(path: str | os.PathLike[str]) -> RecordingReader:
+def stream_reader(
+    path: str | os.PathLike[str], *, require: str | None = None
+) -> RecordingReader:
     """Read the recording at *path*.
 
     Raises ``OSError`` if it cannot be opened, a :class:`retracesoftware.stream.StreamError`
     subclass if it is not a recording, has an unsupported version or is corrupt (a truncated
     file is *not* an error: see :attr:`RecordingReader.truncated`), and
     :class:`retracesoftware.stream.CorruptError` if an event does not have the engine's shape.
+    With *require*, a header whose metadata lacks that key raises
+    :class:`~retracesoftware.install.errors.MalformedRecordingError` before any event is read.
     """
     name = os.fsdecode(path)
     size = os.stat(path).st_size
@@ -187,6 +193,10 @@ def stream_reader(path: str | os.PathLike[str]) -> RecordingReader:
     truncated: stream.TruncatedError | None = None
     with stream.Reader(path, types=engine_types()) as src:
         header = src.header
+        if require is not None and require not in header.extra:
+            raise MalformedRecordingError(
+                "the file is a stream recording but not a recorded program (no program metadata)"
+            )
         try:
             for thread, value in src.events():
                 if (
