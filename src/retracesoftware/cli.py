@@ -30,6 +30,7 @@ from .stream import (
     CorruptError,
     NotARecordingError,
     StreamError,
+    TruncatedError,
     UnsupportedVersionError,
 )
 
@@ -62,7 +63,12 @@ def _read(path: str) -> RecordingReader | int:
     except FileNotFoundError:
         return _fail(exitcodes.NOT_FOUND, f"no such recording: {path}")
     except NotARecordingError as exc:
-        return _fail(exitcodes.NOT_A_RECORDING, f"not a Retrace recording: {exc}")
+        text = str(exc)
+        if "not a Retrace recording" not in text:
+            text = f"not a Retrace recording: {text}"
+        return _fail(exitcodes.NOT_A_RECORDING, text)
+    except TruncatedError as exc:
+        return _fail(exitcodes.TRUNCATED, f"the recording is truncated before its first event: {exc}")
     except UnsupportedVersionError as exc:
         return _fail(exitcodes.INCOMPATIBLE, f"unsupported recording format: {exc}")
     except (CorruptError, StreamError) as exc:
