@@ -19,7 +19,7 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import noxsessions.demo  # noqa: F401  (registers nox -s demo)
+import noxsessions.demo  # registers nox -s demo
 import noxsessions.fuzz  # noqa: F401  (registers nox -s fuzz)
 from noxsessions import docs, release  # noqa: F401  (registers docs, wheels, release-check)
 from noxsessions.common import (

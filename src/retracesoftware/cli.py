@@ -68,7 +68,7 @@ def _read(path: str) -> RecordingReader | int:
             text = f"not a Retrace recording: {text}"
         return _fail(exitcodes.NOT_A_RECORDING, text)
     except TruncatedError as exc:
-        return _fail(exitcodes.TRUNCATED, f"the recording is truncated before its first event: {exc}")
+        return _fail(exitcodes.TRUNCATED, f"the recording is truncated before any event: {exc}")
     except UnsupportedVersionError as exc:
         return _fail(exitcodes.INCOMPATIBLE, f"unsupported recording format: {exc}")
     except (CorruptError, StreamError) as exc:
@@ -225,4 +225,3 @@ def inspect(path: str, *, as_json: bool = False) -> int:
             "the recording is truncated (the recorded program was interrupted)",
         )
     return exitcodes.OK
-

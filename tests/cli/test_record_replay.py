@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 import textwrap
 from pathlib import Path
 
@@ -160,9 +159,7 @@ def test_threads(retrace: Run, tmp_path: Path) -> None:
     ],
 )
 def test_exit_status_and_traceback(retrace: Run, tmp_path: Path, tail: str, status: int) -> None:
-    rec, rep = record_and_replay(
-        retrace, tmp_path, f"import time\nprint(time.time())\n{tail}\n"
-    )
+    rec, rep = record_and_replay(retrace, tmp_path, f"import time\nprint(time.time())\n{tail}\n")
     assert rec.returncode == status
     assert_same(rec, rep)
     if "raise" in tail:

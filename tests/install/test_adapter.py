@@ -109,7 +109,7 @@ def test_replay_against_wrong_program_diverges(tmp_path: Path) -> None:
         writer = stream_writer(path)
         inst.system.record(writer, time.time)
         writer.out.close()
-        with pytest.raises(ReplayDivergence, match="time.time"):
+        with pytest.raises(ReplayDivergence, match=r"time\.time"):
             inst.system.replay(stream_reader(path).reader(), os.getpid)
 
 

@@ -36,8 +36,15 @@ def run(workdir: Path) -> int:
 
     print("== 1. record: retrace record -o demo.retrace -- -m retracesoftware.examples.demo")
     rec = _retrace(
-        "record", "-o", str(recording), "--", "-m", "retracesoftware.examples.demo", str(data),
-        env=env, cwd=workdir,
+        "record",
+        "-o",
+        str(recording),
+        "--",
+        "-m",
+        "retracesoftware.examples.demo",
+        str(data),
+        env=env,
+        cwd=workdir,
     )
     print(rec.stdout + rec.stderr, end="")
     print(f"(exit status {rec.returncode})\n")
@@ -47,7 +54,11 @@ def run(workdir: Path) -> int:
     env["DEMO_GREETING"] = "this value is not seen by the replay"
     plain = subprocess.run(
         [sys.executable, "-m", "retracesoftware.examples.demo", str(data)],
-        capture_output=True, text=True, env=env, cwd=workdir, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=120,
     )
     print("a plain run now prints:")
     print(plain.stdout + plain.stderr, end="")

@@ -173,9 +173,7 @@ class RecordingReader:
         return MemoryReader(self.events)
 
 
-def stream_reader(
-    path: str | os.PathLike[str], *, require: str | None = None
-) -> RecordingReader:
+def stream_reader(path: str | os.PathLike[str], *, require: str | None = None) -> RecordingReader:
     """Read the recording at *path*.
 
     Raises ``OSError`` if it cannot be opened, a :class:`retracesoftware.stream.StreamError`

@@ -38,11 +38,11 @@ from typing import Any
 
 __all__ = [
     "ADAPTERS",
+    "SHIPPED_DIR",
     "Config",
     "ConfigError",
     "EnvironmentConfig",
     "ModuleConfig",
-    "SHIPPED_DIR",
     "config_dirs",
     "load_config",
 ]

@@ -66,7 +66,7 @@ def _datetime_now(install: Installation) -> None:
         return cls.fromtimestamp(clock.time(), tz)
 
     def utcnow(cls: Any) -> Any:
-        return cls.fromtimestamp(clock.time(), _datetime.timezone.utc).replace(tzinfo=None)
+        return cls.fromtimestamp(clock.time(), _datetime.UTC).replace(tzinfo=None)
 
     def today(cls: Any) -> Any:
         return cls.fromtimestamp(clock.time())
