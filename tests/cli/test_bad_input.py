@@ -202,3 +202,46 @@ def test_exit_codes_are_distinct() -> None:
     values = list(exitcodes.ALL.values())
     assert len(values) == len(set(values))
     assert all(v == 0 or v == 2 or v > 200 for v in values)
+
+
+CLI_MESSAGES = [
+    "no such recording",
+    "cannot read the recording",
+    "not a Retrace recording",
+    "not a recorded program",
+    "the recording is corrupt",
+    "the recording is truncated",
+    "unsupported recording format",
+    "incompatible recording",
+    "invalid configuration",
+    "cannot write the recording",
+    "internal error",
+    "record needs a program",
+    "needs a program after",
+    "takes no program",
+]
+INSTALL_MESSAGES = [
+    "cannot find the program",
+    "no module named",
+    "reproduced the run up to the cut",
+    "different patch configuration",
+    "replay it with",
+]
+
+
+def test_every_message_is_in_troubleshooting() -> None:
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    src = root / "src" / "retracesoftware"
+    cli = (src / "cli.py").read_text(encoding="utf-8") + (src / "__main__.py").read_text(
+        encoding="utf-8"
+    )
+    install = "".join(p.read_text(encoding="utf-8") for p in (src / "install").glob("*.py"))
+    for phrase in CLI_MESSAGES:
+        assert phrase in cli, f"{phrase!r} is no longer printed by the CLI"
+        assert phrase in page, f"docs/troubleshooting.md does not explain {phrase!r}"
+    for phrase in INSTALL_MESSAGES:
+        assert phrase in install, f"{phrase!r} is no longer raised by the install layer"
+        assert phrase in page, f"docs/troubleshooting.md does not explain {phrase!r}"
+    for name, value in exitcodes.ALL.items():
+        assert f"| {value} | `{name}` |" in page, f"exit status {name} is not documented"
