@@ -279,3 +279,20 @@ def test_inspect(retrace: Run, tmp_path: Path) -> None:
     assert info["events_by_kind"]["CALL"] == info["events_by_kind"]["RESULT"]
     assert info["size"] == (tmp_path / "r.retrace").stat().st_size
     assert info["program"] == [str(script)]
+
+
+def test_stdin_is_recorded_and_not_read_on_replay(retrace: Run, tmp_path: Path) -> None:
+    script = write(
+        tmp_path / "ask.py",
+        "import sys\n"
+        "name = input('name? ')\n"
+        "rest = sys.stdin.read()\n"
+        "print('hello', name, repr(rest))\n"
+        "for line in sys.stdin:\n"
+        "    print('unreachable', line)\n",
+    )
+    rec = retrace("record", "-o", "in.retrace", "--", str(script), input="bob\nmore\n")
+    assert rec.returncode == 0, rec.stderr
+    assert rec.stdout == "name? hello bob 'more\\n'\n"
+    rep = retrace("replay", "in.retrace", input="alice\nsomething else\n")
+    assert (rep.stdout, rep.stderr, rep.returncode) == (rec.stdout, rec.stderr, 0)

@@ -52,7 +52,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "modules"
 #: Environment variable naming extra configuration directories (``os.pathsep``-separated).
 CONFIG_PATH_VAR = "RETRACE_CONFIG_PATH"
 #: Names of the built-in adapters a ``[modules.X] adapters`` list may use.
-ADAPTERS = frozenset({"datetime-now", "thread-start"})
+ADAPTERS = frozenset({"datetime-now", "stdin", "thread-start"})
 
 DEFAULT_REDACT = (
     "*TOKEN*",

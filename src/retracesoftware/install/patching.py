@@ -23,6 +23,7 @@ from typing import Any
 from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
 
+from . import stdio
 from .config import Config, ConfigError, ModuleConfig
 
 __all__ = ["Installation", "install"]
@@ -114,7 +115,19 @@ def _thread_start(install: Installation) -> None:
             install._set_module(threading, alias, wrapped)
 
 
+def _stdin(install: Installation) -> None:
+    """Replace ``sys.stdin`` by a stream whose reads are crossings (see :mod:`.stdio`)."""
+    if sys.stdin is None:
+        return
+    for name in ("read", "readline", "isatty"):
+        install.system.patch_function(stdio.calls, name, key=f"sys.stdin.{name}")
+        install.patched.append(f"sys.stdin.{name}")
+    previous, _ = stdio.install_stdin()
+    install._finalizers.append(lambda: stdio.uninstall_stdin(previous))
+
+
 _ADAPTERS: dict[str, Callable[[Installation], None]] = {
+    "stdin": _stdin,
     "datetime-now": _datetime_now,
     "thread-start": _thread_start,
 }
@@ -172,6 +185,7 @@ class Installation:
         self.deferred: list[str] = []  # modules imported while the System was running
         self._undo: list[tuple[type, str, Any]] = []
         self._module_undo: list[tuple[types.ModuleType, str, Any]] = []
+        self._finalizers: list[Callable[[], None]] = []
         self._hook: _PatchOnImport | None = None
 
     def _set_module(self, module: types.ModuleType, name: str, value: Any) -> None:
@@ -257,6 +271,8 @@ class Installation:
         if self._hook is not None and self._hook in sys.meta_path:
             sys.meta_path.remove(self._hook)
         self._hook = None
+        while self._finalizers:
+            self._finalizers.pop()()
         self.system.uninstall()
         while self._module_undo:
             module, name, original = self._module_undo.pop()
