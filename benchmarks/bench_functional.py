@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import ns_per_call, report
+from _harness import paired, report
 
 native = importlib.import_module("retracesoftware.functional._functional")
 pure = importlib.import_module("retracesoftware.functional._pure")
@@ -78,24 +78,24 @@ def main() -> None:
     lru = functools.lru_cache(maxsize=None)(abs)
     nat, pur = cases(native), cases(pure)
 
+    comparisons = [
+        ("partial vs functools.partial", nat["partial"], lambda: fp(2), "<= 1.2x"),
+        ("compose(abs,abs,abs) vs lambda", lambda: composed_builtins(-5),
+         lambda: nested_builtins(-5), "<= 0.8x"),
+        ("compose(abs,str,len) vs lambda", nat["compose (3 functions)"],
+         lambda: nested_mixed(-5), "(str/len: see docs)"),
+        ("compose(3 Python fns) vs lambda", lambda: composed_python(-5),
+         lambda: nested_python(-5), "(informative)"),
+        ("memoize vs functools.lru_cache", nat["memoize (hit)"], lambda: lru(-5),
+         "(informative)"),
+    ]  # fmt: skip
     report(
         "functional: native vs stdlib / hand-written",
-        [
-            ("partial vs functools.partial", ns_per_call(nat["partial"]),
-             ns_per_call(lambda: fp(2)), "<= 1.2x"),
-            ("compose(abs,abs,abs) vs lambda", ns_per_call(lambda: composed_builtins(-5)),
-             ns_per_call(lambda: nested_builtins(-5)), "<= 0.8x"),
-            ("compose(abs,str,len) vs lambda", ns_per_call(nat["compose (3 functions)"]),
-             ns_per_call(lambda: nested_mixed(-5)), "(str/len: see docs)"),
-            ("compose(3 Python fns) vs lambda", ns_per_call(lambda: composed_python(-5)),
-             ns_per_call(lambda: nested_python(-5)), "(informative)"),
-            ("memoize vs functools.lru_cache", ns_per_call(nat["memoize (hit)"]),
-             ns_per_call(lambda: lru(-5)), "(informative)"),
-        ],
-    )  # fmt: skip
+        [(name, *paired(a, b), target) for name, a, b, target in comparisons],
+    )
     rows = []
     for name in nat:
-        n, p = ns_per_call(nat[name]), ns_per_call(pur[name])
+        p, n = paired(pur[name], nat[name], number=100_000)
         rows.append((f"{name} (pure/native)", p, n, ">= 2x"))
     report("functional: pure twin vs native (ratio = pure / native)", rows)
 

@@ -290,38 +290,34 @@ PyObject *predicates_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 // Call f(arg).  Builtins taking exactly one object (METH_O) are called
 // directly, as the interpreter's own specialised CALL does; everything else
-// goes through vectorcall.
+// goes through vectorcall.  The caller has entered a recursive call already:
+// direct calls made one after another add a single C frame each.
 inline PyObject *call_one(PyObject *f, PyObject *arg) {
     if (PyCFunction_CheckExact(f) && PyCFunction_GET_FLAGS(f) == METH_O) {
-        if (Py_EnterRecursiveCall(" while calling a Python object")) {
-            return nullptr;
-        }
-        PyObject *result = PyCFunction_GET_FUNCTION(f)(PyCFunction_GET_SELF(f), arg);
-        Py_LeaveRecursiveCall();
-        return result;
+        return PyCFunction_GET_FUNCTION(f)(PyCFunction_GET_SELF(f), arg);
     }
     PyObject *stack[2] = {nullptr, arg};
     return PyObject_Vectorcall(f, stack + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
 }
 
-// Call f with a vectorcall argument list, using call_one for a lone argument.
-inline PyObject *call_args(PyObject *f, PyObject *const *args, size_t nargsf,
-                           PyObject *kwnames) {
-    if (PyVectorcall_NARGS(nargsf) == 1 && kwnames == nullptr) {
-        return call_one(f, args[0]);
-    }
-    return PyObject_Vectorcall(f, args, nargsf, kwnames);
-}
-
 PyObject *compose_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     PyObject *functions = FN(op)->a;
     Py_ssize_t count = PyTuple_GET_SIZE(functions);
-    PyObject *result = call_args(PyTuple_GET_ITEM(functions, 0), args, nargsf, kwnames);
+    if (Py_EnterRecursiveCall(" while calling a Python object")) {
+        return nullptr;
+    }
+    PyObject *result;
+    if (PyVectorcall_NARGS(nargsf) == 1 && kwnames == nullptr) {
+        result = call_one(PyTuple_GET_ITEM(functions, 0), args[0]);
+    } else {
+        result = PyObject_Vectorcall(PyTuple_GET_ITEM(functions, 0), args, nargsf, kwnames);
+    }
     for (Py_ssize_t i = 1; i < count && result != nullptr; ++i) {
         PyObject *next = call_one(PyTuple_GET_ITEM(functions, i), result);
         Py_DECREF(result);
         result = next;
     }
+    Py_LeaveRecursiveCall();
     return result;
 }
 

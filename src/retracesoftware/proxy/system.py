@@ -71,6 +71,9 @@ class Mode(enum.IntEnum):
     REPLAY = 2
 
 
+_RECORD = Mode.RECORD  # module constants: attribute lookups on an Enum class are slow
+
+
 def type_key(cls: type) -> str:
     """``"<module>.<qualname>"`` of *cls*."""
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -438,11 +441,16 @@ class System:
             return "o", entry[1].to_bytes(8, "little")
         return None
 
-    def _lend(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple, dict, list]:
-        """Wrap callables as callbacks; list the internal objects lent to external code."""
+    def _lend(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple, dict, list, bool]:
+        """Wrap callables as callbacks; list the internal objects lent to external code.
+
+        The last item is true when the arguments are plain data (nothing lent, no proxies).
+        """
         loans: list[Any] = []
         if _plain_values(args) and (not kwargs or _plain_values(kwargs.values())):
-            return args, kwargs, loans  # plain data only: nothing to lend
+            return args, kwargs, loans, True
 
         def lend(value: Any, depth: int) -> Any:
             t = type(value)
@@ -469,9 +477,9 @@ class System:
             loans.append(value)
             return value
 
-        new_args = tuple(lend(a, 0) for a in args)
+        new_args = tuple([lend(a, 0) for a in args])
         new_kwargs = {k: lend(v, 0) for k, v in kwargs.items()} if kwargs else kwargs
-        return new_args, new_kwargs, loans
+        return new_args, new_kwargs, loans, False
 
     def _loan_of(self, value: Any, state: _ThreadState) -> Loan | None:
         for base, frame in reversed(state.loans):
@@ -707,11 +715,13 @@ class System:
             if self._divergence is not None:
                 raise self._divergence
             kwargs = kwargs or {}
-            state = self._thread_state(tag)
-            args, kwargs, loans = self._lend(args, kwargs)
+            state = self._threads.get(tag) or self._thread_state(tag)
+            args, kwargs, loans, plain = self._lend(args, kwargs)
             shape, digest = fingerprint(args, kwargs, self._classify, self.boundary)
-            if self._mode is Mode.RECORD:
-                return self._record_call(crossing, args, kwargs, loans, shape, digest, tag, state)
+            if self._mode is _RECORD:
+                return self._record_call(
+                    crossing, args, kwargs, loans, plain, shape, digest, tag, state
+                )
             return self._replay_call(crossing, loans, shape, digest, tag, state)
         finally:
             gate.set(previous)
@@ -722,6 +732,7 @@ class System:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         loans: list[Any],
+        plain: bool,
         shape: str,
         digest: int,
         tag: int,
@@ -731,10 +742,9 @@ class System:
         assert writer is not None
         writer.call(tag, crossing.key, shape, digest)
         real_args, real_kwargs = args, kwargs
-        if crossing.info is not PROXY_OPERATION:  # proxy operations unwrap themselves
-            if any(isinstance(a, ExternalProxy) for a in args):
-                real_args = tuple([unwrap(a) for a in args])
-            if kwargs and any(isinstance(v, ExternalProxy) for v in kwargs.values()):
+        if not plain and crossing.info is not PROXY_OPERATION:  # proxy ops unwrap themselves
+            real_args = tuple([unwrap(a) for a in args])
+            if kwargs:
                 real_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
         self._push_loans(state, loans)
         self.gate.set(_OUTSIDE)
@@ -766,16 +776,16 @@ class System:
     ) -> Any:
         key = crossing.key
         index, event = self._read(tag)
-        actual = f"called {key}({shape})"
-        if event is None or event[0] != _CALL:
-            kind = "function" if event is not None and event[0] == _THREAD else "extra call"
+        if event is None or event[0] != _CALL or event[2] != key or event[3] != shape:
+            actual = f"called {key}({shape})"
+            if event is None or event[0] != _CALL:
+                kind = "function" if event is not None and event[0] == _THREAD else "extra call"
+            else:
+                kind = "function" if event[2] != key else "arguments"
             self._diverge(tag, kind, describe(event), actual, index)
         assert event is not None
-        if event[2] != key:
-            self._diverge(tag, "function", describe(event), actual, index)
-        if event[3] != shape:
-            self._diverge(tag, "arguments", describe(event), actual, index)
         if event[4] != digest:
+            actual = f"called {key}({shape})"
             self._diverge(
                 tag,
                 "values",
@@ -860,7 +870,7 @@ class System:
 
     def _run_callback(self, callback: _Callback, args: tuple, kwargs: dict) -> Any:
         gate = self.gate
-        if gate.get() != _OUTSIDE or self._mode is not Mode.RECORD or self._writer is None:
+        if gate.get() != _OUTSIDE or self._mode is not _RECORD or self._writer is None:
             return callback.fn(*args, **kwargs)
         writer = self._writer
         tag = gate.tag
