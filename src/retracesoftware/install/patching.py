@@ -9,6 +9,7 @@ could not be imported yet.  :meth:`Installation.uninstall` undoes everything.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _datetime
 import fnmatch
 import importlib
@@ -186,6 +187,7 @@ class Installation:
         self._undo: list[tuple[type, str, Any]] = []
         self._module_undo: list[tuple[types.ModuleType, str, Any]] = []
         self._finalizers: list[Callable[[], None]] = []
+        self._index: dict[int, list[tuple[str, types.ModuleType, str]]] | None = None
         self._hook: _PatchOnImport | None = None
 
     def _set_module(self, module: types.ModuleType, name: str, value: Any) -> None:
@@ -218,24 +220,34 @@ class Installation:
         for adapter in mod.adapters:
             _ADAPTERS[adapter](self)
 
+    def _alias_index(self) -> dict[int, list[tuple[str, types.ModuleType, str]]]:
+        """id(value) -> (module name, module, attribute) for every loaded module's callables."""
+        if self._index is None:
+            index: dict[int, list[tuple[str, types.ModuleType, str]]] = {}
+            for mod_name, module in list(sys.modules.items()):
+                namespace = getattr(module, "__dict__", None)
+                if not isinstance(module, types.ModuleType) or not namespace:
+                    continue
+                for attr, value in list(namespace.items()):
+                    if callable(value) and not isinstance(value, type):
+                        index.setdefault(id(value), []).append((mod_name, module, attr))
+            self._index = index
+        return self._index
+
     def _patch_aliases(
         self, originals: list[tuple[Any, str]], skip: list[str], owner: types.ModuleType
     ) -> None:
         if not originals:
             return
-        wanted = {id(obj): obj for obj, _ in originals}
-        for mod_name, module in list(sys.modules.items()):
-            if module is owner or not isinstance(module, types.ModuleType):
-                continue
-            if _matches(mod_name, skip):
-                continue
-            namespace = getattr(module, "__dict__", None)
-            if not namespace:
-                continue
-            for attr, value in list(namespace.items()):
-                if id(value) in wanted and wanted[id(value)] is value:
-                    self.system.patch_function(module, attr, key=f"{mod_name}.{attr}")
-                    self.patched.append(f"{mod_name}.{attr}")
+        index = self._alias_index()
+        for original, _ in originals:
+            for mod_name, module, attr in index.get(id(original), ()):
+                if module is owner or _matches(mod_name, skip):
+                    continue
+                if module.__dict__.get(attr) is not original:
+                    continue
+                self.system.patch_function(module, attr, key=f"{mod_name}.{attr}")
+                self.patched.append(f"{mod_name}.{attr}")
 
     def _loaded(self, name: str, module: types.ModuleType) -> None:
         mod = self.pending.pop(name, None)
@@ -245,10 +257,23 @@ class Installation:
             # The engine only patches while idle: this module stays unpatched for this run.
             self.deferred.append(name)
             return
-        self._patch_module(name, module, mod)
+        try:
+            self._patch_module(name, module, mod)
+        finally:
+            self._index = None
 
     def apply(self) -> None:
         """Preload and patch every configured module; hook the others."""
+        for name in self.config.modules:  # preload first: one alias index covers them all
+            if name not in sys.modules:
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(name)
+        try:
+            self._apply()
+        finally:
+            self._index = None
+
+    def _apply(self) -> None:
         for name, mod in self.config.modules.items():
             module = sys.modules.get(name)
             if module is None:
