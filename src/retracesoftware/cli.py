@@ -161,6 +161,9 @@ def summarise(rec: RecordingReader) -> dict[str, Any]:
     status = exit_record.get("status") if isinstance(exit_record, dict) else None
     duration = exit_record.get("duration") if isinstance(exit_record, dict) else None
     exception = exit_record.get("exception") if isinstance(exit_record, dict) else None
+    missing = exit_record.get("not_captured") if isinstance(exit_record, dict) else None
+    if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+        missing = []
     return {
         "size": rec.size,
         "format": list(header.version),
@@ -180,6 +183,7 @@ def summarise(rec: RecordingReader) -> dict[str, Any]:
         "calls_by_function": dict(calls.most_common()),
         "threads": len(threads),
         "environment_variables": len(meta.get("environment") or {}),
+        "not_captured": missing,
     }
 
 
@@ -211,6 +215,11 @@ def inspect(path: str, *, as_json: bool = False) -> int:
             + (f" (uncaught {info['uncaught_exception']})" if info["uncaught_exception"] else ""),
             f"complete:    {'yes' if info['complete'] else 'no: the recording is truncated'}",
             f"threads:     {info['threads']}",
+            *(
+                [f"not captured on this Python: {', '.join(info['not_captured'])}"]
+                if info["not_captured"]
+                else []
+            ),
             f"events:      {info['events']}",
         ]
         for kind, count in info["events_by_kind"].items():

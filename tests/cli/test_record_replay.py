@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import textwrap
 from pathlib import Path
 
@@ -37,21 +38,42 @@ def assert_same(rec, rep) -> None:
     assert (rep.stdout, rep.stderr, rep.returncode) == (rec.stdout, rec.stderr, rec.returncode)
 
 
+# Python 3.13 ignores assignments to the datetime classes (static extension types): the
+# datetime-now adapter reports itself as not captured there (see docs/recording.md).
+DATETIME_CAPTURED = sys.version_info < (3, 13)
+
+
 def test_clocks(retrace: Run, tmp_path: Path) -> None:
+    dates = (
+        "print(datetime.datetime.now(), datetime.datetime.now(datetime.timezone.utc))\n"
+        "print(datetime.date.today(), datetime.datetime.today())\n"
+        if DATETIME_CAPTURED
+        else ""
+    )
     rec, rep = record_and_replay(
         retrace,
         tmp_path,
-        """
-        import time, datetime
-        print(time.time(), time.time_ns(), time.monotonic(), time.perf_counter())
-        print(time.process_time(), time.thread_time_ns(), time.monotonic_ns())
-        print(datetime.datetime.now(), datetime.datetime.now(datetime.timezone.utc))
-        print(datetime.date.today(), time.strftime("%H:%M:%S"), time.localtime().tm_sec)
-        t = time.monotonic(); time.sleep(0.2); print(round(time.monotonic() - t, 1))
-        """,
+        "import time, datetime\n"
+        "print(time.time(), time.time_ns(), time.monotonic(), time.perf_counter())\n"
+        "print(time.process_time(), time.thread_time_ns(), time.monotonic_ns())\n"
+        + dates
+        + "print(time.strftime('%H:%M:%S'), time.localtime().tm_sec, time.ctime())\n"
+        "t = time.monotonic(); time.sleep(0.2); print(round(time.monotonic() - t, 1))\n",
     )
     assert rec.returncode == 0, rec.stderr
     assert_same(rec, rep)
+
+
+def test_datetime_not_captured_is_reported(retrace: Run, tmp_path: Path) -> None:
+    import json
+
+    write(tmp_path / "p.py", "print(1)\n")
+    assert retrace("record", "-o", "d.retrace", "--", "p.py").returncode == 0
+    info = json.loads(retrace("inspect", "d.retrace", "--json").stdout)
+    if DATETIME_CAPTURED:
+        assert info["not_captured"] == []
+    else:
+        assert "datetime.datetime.now" in info["not_captured"]
 
 
 def test_sleep_is_a_recorded_call(retrace: Run, tmp_path: Path) -> None:

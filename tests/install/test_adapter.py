@@ -82,7 +82,7 @@ def _program() -> list[object]:
         random.random(),
         random.Random(4).random(),
         os.urandom(4),
-        datetime.datetime.now(),
+        datetime.datetime.now() if sys.version_info < (3, 13) else None,
         os.getpid(),
     ]
 

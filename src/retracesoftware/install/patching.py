@@ -184,6 +184,7 @@ class Installation:
         self.pending: dict[str, ModuleConfig] = {}
         self.patched: list[str] = []  # keys of every crossing installed
         self.deferred: list[str] = []  # modules imported while the System was running
+        self.unavailable: list[str] = []  # adapter patches this interpreter does not allow
         self._undo: list[tuple[type, str, Any]] = []
         self._module_undo: list[tuple[types.ModuleType, str, Any]] = []
         self._finalizers: list[Callable[[], None]] = []
@@ -194,9 +195,17 @@ class Installation:
         self._module_undo.append((module, name, getattr(module, name)))
         setattr(module, name, value)
 
-    def _set_type(self, cls: type, name: str, value: Any) -> None:
-        self._undo.append((cls, name, cls.__dict__.get(name, _MISSING)))
+    def _set_type(self, cls: type, name: str, value: Any) -> bool:
+        """Set ``cls.name``; False (and nothing changed) if this interpreter ignores it."""
+        original = cls.__dict__.get(name, _MISSING)
         set_type_attribute(cls, name, value)
+        if cls.__dict__.get(name) is not value:
+            # Python 3.13 keeps the dicts of some static extension types (datetime) out of
+            # reach of setattr: the assignment has no effect there.
+            self.unavailable.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+            return False
+        self._undo.append((cls, name, original))
+        return True
 
     def _patch_module(self, name: str, module: types.ModuleType, mod: ModuleConfig) -> None:
         system = self.system

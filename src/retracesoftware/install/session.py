@@ -234,8 +234,10 @@ def record(
     writer = stream_writer(path, metadata=metadata, flush_interval=flush_interval)
     started = _perf_counter()
     outcome = Outcome(1)
+    unavailable: list[str] = []
     try:
         installation = install(config)
+        unavailable = list(installation.unavailable)
         try:
             outcome = installation.system.record(writer, _run, program)
         finally:
@@ -249,6 +251,7 @@ def record(
                 "exception": None
                 if outcome.exception is None
                 else type(outcome.exception).__qualname__,
+                "not_captured": unavailable,
             },
         )
         writer.out.close()
