@@ -104,18 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exitcodes.OK
         if not tail:
             parser.error("--recording FILE needs a program after `--`")
-        return cli.record(parser, args.recording, tail, [])
+        return cli.record(parser, args.recording, tail, [], argv=args_list)
     if args.recording is not None:
         parser.error("--recording cannot be combined with a command")
     if args.command == "record":
         program = tail if tail is not None else args.program
         if not program:
             parser.error("record needs a program: retrace record [-o FILE] -- PROGRAM [ARGS...]")
-        return cli.record(parser, args.output, program, args.config)
+        return cli.record(parser, args.output, program, args.config, argv=args_list)
     if tail is not None:
         parser.error(f"{args.command} takes no program after `--`")
     if args.command == "replay":
-        return cli.replay(args.file, args.config)
+        return cli.replay(args.file, args.config, argv=args_list)
     return cli.inspect(args.file, as_json=args.json)
 
 

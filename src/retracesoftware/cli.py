@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import exitcodes
+from . import exitcodes, hashseed
 from .install import (
     ConfigError,
     IncompatibleRecordingError,
@@ -105,19 +105,30 @@ def _guard(action: Callable[[], int]) -> int:
 def record(
     parser: argparse.ArgumentParser,
     output: str | None,
-    argv: Sequence[str],
+    program_argv: Sequence[str],
     config_dirs: Sequence[str],
+    *,
+    argv: Sequence[str] | None = None,
 ) -> int:
-    """``retrace record``: run the program under recording; return its exit status."""
+    """``retrace record``: run the program under recording; return its exit status.
+
+    *argv* (retrace's own arguments) is used to re-execute with a known hash seed; without it
+    the seed of this process is recorded only if ``PYTHONHASHSEED`` fixes it.
+    """
     try:
-        program = Program.from_argv(argv)
+        program = Program.from_argv(program_argv)
     except ValueError as exc:
         parser.error(str(exc))
+    if argv is not None:
+        hash_seed: int | None = hashseed.for_recording(argv)
+    else:
+        env_seed = os.environ.get("PYTHONHASHSEED", "")
+        hash_seed = int(env_seed) if env_seed.isdigit() else None
     path = output if output is not None else _default_output(program)
 
     def run() -> int:
         try:
-            outcome = _record(path, program, config_dirs=config_dirs)
+            outcome = _record(path, program, config_dirs=config_dirs, hash_seed=hash_seed)
         except OSError as exc:
             if exc.filename is not None and os.fsdecode(exc.filename) == path:
                 return _fail(
@@ -130,11 +141,18 @@ def record(
     return _guard(run)
 
 
-def replay(path: str, config_dirs: Sequence[str]) -> int:
-    """``retrace replay``: re-run the recorded program; return its (recorded) exit status."""
+def replay(path: str, config_dirs: Sequence[str], *, argv: Sequence[str] | None = None) -> int:
+    """``retrace replay``: re-run the recorded program; return its (recorded) exit status.
+
+    With *argv* (retrace's own arguments), re-executes with the recorded hash seed if needed.
+    """
     rec = _read(path)
     if isinstance(rec, int):
         return rec
+    meta = rec.header.extra.get("retrace")
+    seed = meta.get("hash_seed") if isinstance(meta, dict) else None
+    if argv is not None and type(seed) is int and 0 <= seed <= hashseed.MAX_SEED:
+        hashseed.for_replay(argv, seed)
 
     def run() -> int:
         outcome = _replay(path, config_dirs=config_dirs, rec=rec)

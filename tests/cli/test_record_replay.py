@@ -318,3 +318,18 @@ def test_stdin_is_recorded_and_not_read_on_replay(retrace: Run, tmp_path: Path) 
     assert rec.stdout == "name? hello bob 'more\\n'\n"
     rep = retrace("replay", "in.retrace", input="alice\nsomething else\n")
     assert (rep.stdout, rep.stderr, rep.returncode) == (rec.stdout, rec.stderr, 0)
+
+
+def test_string_hash_order_replays(retrace: Run, tmp_path: Path) -> None:
+    source = (
+        "import os\n"
+        "print(os.environ.get('PYTHONHASHSEED'), os.environ.get('_RETRACE_HASHSEED_SET'))\n"
+        "print(list({'alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta'}))\n"
+    )
+    write(tmp_path / "p.py", source)
+    rec = retrace("record", "-o", "h.retrace", "--", "p.py")
+    assert rec.returncode == 0, rec.stderr
+    assert rec.stdout.startswith("None None\n")  # the program sees its own environment
+    for seed in ("1", "2", "3"):  # whatever the replaying shell's seed, the recorded order
+        rep = retrace("replay", "h.retrace", env={"PYTHONHASHSEED": seed})
+        assert (rep.stdout, rep.returncode) == (rec.stdout, 0), rep.stderr

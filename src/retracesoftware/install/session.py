@@ -218,8 +218,12 @@ def record(
     *,
     config_dirs: Sequence[str | os.PathLike[str]] = (),
     flush_interval: float = 0.1,
+    hash_seed: int | None = None,
 ) -> Outcome:
-    """Run *program* under recording into *path* (created ``0600``)."""
+    """Run *program* under recording into *path* (created ``0600``).
+
+    *hash_seed* is this interpreter's ``PYTHONHASHSEED``, stored for replay (``None``: unknown).
+    """
     program.check()
     config = load_config(config_dirs)
     env = config.environment
@@ -229,6 +233,7 @@ def record(
             "program": program.as_data(),
             "config": {"digest": config.digest(), "files": config.files},
             "environment": snapshot_environment(env) if env.snapshot else None,
+            "hash_seed": hash_seed,
         }
     }
     writer = stream_writer(path, metadata=metadata, flush_interval=flush_interval)
