@@ -178,6 +178,12 @@ def test_invalid_config(retrace: Run, tmp_path: Path) -> None:
     assert_clean_failure(out, exitcodes.CONFIG_ERROR, "invalid configuration")
     assert "mine.toml" in out.stderr and "[modules.time]" in out.stderr
     assert "'funtions'" in out.stderr
+    # a name the module lacks is found when patching; still no recording is left behind
+    write(conf / "mine.toml", '[modules.time]\nfunctions = ["no_such_clock"]\n')
+    out = retrace("record", "--config", str(conf), "-o", "r.retrace", "--", str(script))
+    assert_clean_failure(out, exitcodes.CONFIG_ERROR, "no_such_clock")
+    assert "mine.toml: [modules.time]" in out.stderr
+    assert not (tmp_path / "r.retrace").exists()
 
 
 @pytest.mark.parametrize(

@@ -236,13 +236,16 @@ def record(
             "hash_seed": hash_seed,
         }
     }
-    writer = stream_writer(path, metadata=metadata, flush_interval=flush_interval)
+    installation = install(config)  # a configuration error leaves no recording behind
+    try:
+        writer = stream_writer(path, metadata=metadata, flush_interval=flush_interval)
+    except BaseException:
+        installation.uninstall()
+        raise
     started = _perf_counter()
     outcome = Outcome(1)
-    unavailable: list[str] = []
+    unavailable = list(installation.unavailable)
     try:
-        installation = install(config)
-        unavailable = list(installation.unavailable)
         try:
             outcome = installation.system.record(writer, _run, program)
         finally:
