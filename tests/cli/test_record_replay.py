@@ -56,6 +56,7 @@ def test_clocks(retrace: Run, tmp_path: Path) -> None:
         "import time, datetime\n"
         "print(time.time(), time.time_ns(), time.monotonic(), time.perf_counter())\n"
         "print(time.process_time(), time.thread_time_ns(), time.monotonic_ns())\n"
+        "print(time.clock_gettime(time.CLOCK_MONOTONIC), time.clock_gettime_ns(0))\n"
         + dates
         + "print(time.strftime('%H:%M:%S'), time.localtime().tm_sec, time.ctime())\n"
         "t = time.monotonic(); time.sleep(0.2); print(round(time.monotonic() - t, 1))\n",
@@ -97,7 +98,7 @@ def test_randomness(retrace: Run, tmp_path: Path) -> None:
         print(random.random(), random.randint(0, 10**9), random.choice("abcdef"))
         r = random.Random(); print(r.random(), r.getrandbits(64))
         print(random.Random(42).random())
-        print(os.urandom(8).hex(), uuid.uuid4(), secrets.token_hex(8))
+        print(os.urandom(8).hex(), uuid.uuid4(), secrets.token_hex(8), uuid.uuid1())
         xs = list(range(10)); random.shuffle(xs); print(xs)
         print(random.SystemRandom().random())
         """,
@@ -112,7 +113,9 @@ def test_process_and_environment(retrace: Run, tmp_path: Path) -> None:
         tmp_path,
         """
         import os, socket, sys
+        import platform
         print(os.getpid(), os.getppid(), socket.gethostname(), os.getcwd(), os.cpu_count())
+        print(os.uname().nodename, platform.uname().release, os.times().elapsed)
         print(os.environ.get("RT_COLOUR"), os.getenv("RT_ONLY_IN_RECORD"), sys.argv[1:])
         """,
         args=("a", "b c"),
