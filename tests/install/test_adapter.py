@@ -93,6 +93,7 @@ def test_record_to_file_and_replay_in_process(tmp_path: Path) -> None:
     try:
         writer = stream_writer(path)
         recorded = inst.system.record(writer, _program)
+        writer.stop()
         writer.out.close()
         rec = stream_reader(path)
         assert rec.truncated is None and rec.records == {}
@@ -108,6 +109,7 @@ def test_replay_against_wrong_program_diverges(tmp_path: Path) -> None:
     with install(load_config()) as inst:
         writer = stream_writer(path)
         inst.system.record(writer, time.time)
+        writer.stop()
         writer.out.close()
         with pytest.raises(ReplayDivergence, match=r"time\.time"):
             inst.system.replay(stream_reader(path).reader(), os.getpid)

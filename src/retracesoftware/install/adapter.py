@@ -14,8 +14,10 @@ separately in :attr:`RecordingReader.records` and never gives them to the engine
 
 from __future__ import annotations
 
+import _thread
 import os
 from dataclasses import dataclass, field
+from time import sleep as _sleep
 from typing import Any
 
 from retracesoftware import stream
@@ -91,42 +93,79 @@ def engine_types() -> stream.TypeRegistry:
 class StreamEventWriter:
     """A :class:`retracesoftware.proxy.Writer` over a :class:`retracesoftware.stream.Writer`.
 
-    Each event is written as soon as the engine produces it (the stream's background flusher
-    makes it durable within its ``flush_interval``), so a killed program leaves a readable,
-    truncated recording.  ``fast_log`` is ``None``: every crossing takes the engine's slow path.
+    Events go first to ``fast_log``, an :class:`~retracesoftware.utils.EventLog` (so the
+    engine's native fast path appends plain-data calls without entering Python), and are moved
+    to the stream, in order, by :meth:`drain`: at every event the engine writes through a
+    method, and every ``drain_interval`` seconds by a background thread (outside the sandbox,
+    not a :mod:`threading` thread).  With the stream's own ``flush_interval`` an event is on
+    disk at most ``drain_interval + flush_interval`` after it happened, so a killed program
+    leaves a readable, truncated recording.  Call :meth:`stop` before closing ``out``.
     """
 
-    def __init__(self, out: stream.Writer) -> None:
+    def __init__(self, out: stream.Writer, *, drain_interval: float = 0.05) -> None:
         self.out = out
-        self.fast_log: EventLog | None = None
+        self.fast_log: EventLog | None = EventLog()
+        self._log = self.fast_log
         self._write = out.write
+        self._lock = _thread.allocate_lock()
+        self._stopped = False
+        self._interval = drain_interval
+        if drain_interval > 0:
+            _thread.start_new_thread(self._drainer, ())
+
+    def _drainer(self) -> None:
+        while not self._stopped:
+            _sleep(self._interval)
+            if not self._stopped:
+                try:
+                    self.drain()
+                except Exception:  # the stream failed (disk full...): the next write reports it
+                    return
+
+    def drain(self) -> None:
+        """Write every event appended so far to the stream, in order."""
+        log, write = self._log, self._write
+        with self._lock:
+            while log.pos < len(log):
+                event = log.take()
+                write(event, event[1])
+
+    def stop(self) -> None:
+        """Stop the background drain and write the remaining events."""
+        self._stopped = True
+        self.drain()
+
+    def _put(self, event: tuple[Any, ...]) -> None:
+        self._log.append(event)
+        self.drain()
 
     def call(self, thread: int, key: str, shape: str, digest: int) -> None:
-        self._write((_CALL, thread, key, shape, digest), thread)
+        self._put((_CALL, thread, key, shape, digest))
 
     def result(self, thread: int, value: Any) -> None:
-        self._write((_RESULT, thread, value), thread)
+        self._put((_RESULT, thread, value))
 
     def error(self, thread: int, error: ErrorValue) -> None:
-        self._write((_ERROR, thread, error), thread)
+        self._put((_ERROR, thread, error))
 
     def callback(self, thread: int, ref: int, args: tuple[Any, ...], kwargs: dict) -> None:
-        self._write((_CALLBACK, thread, ref, args, kwargs), thread)
+        self._put((_CALLBACK, thread, ref, args, kwargs))
 
     def callback_return(self, thread: int) -> None:
-        self._write((_CALLBACK_RETURN, thread), thread)
+        self._put((_CALLBACK_RETURN, thread))
 
     def callback_error(self, thread: int, error: ErrorValue) -> None:
-        self._write((_CALLBACK_ERROR, thread, error), thread)
+        self._put((_CALLBACK_ERROR, thread, error))
 
     def end(self, thread: int) -> None:
-        self._write((_END, thread), thread)
+        self._put((_END, thread))
 
     def thread(self, thread: int, child: int) -> None:
-        self._write((_THREAD, thread, child), thread)
+        self._put((_THREAD, thread, child))
 
     def record(self, tag: str, value: Any, thread: int = 0) -> None:
-        """Write an install record ``(tag, value)`` (not an engine event)."""
+        """Write an install record ``(tag, value)`` (not an engine event) after the events."""
+        self.drain()
         self._write((tag, value), thread)
 
 
@@ -135,10 +174,11 @@ def stream_writer(
     *,
     metadata: dict[str, Any] | None = None,
     flush_interval: float = 0.1,
+    drain_interval: float = 0.05,
 ) -> StreamEventWriter:
     """Create a recording at *path* (mode ``0600``) and return the engine writer over it.
 
-    Close it with ``writer.out.close()``.
+    Close it with ``writer.stop()`` then ``writer.out.close()``.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -148,7 +188,7 @@ def stream_writer(
     out = stream.Writer(
         path, metadata=metadata, types=engine_types(), flush_interval=flush_interval
     )
-    return StreamEventWriter(out)
+    return StreamEventWriter(out, drain_interval=drain_interval)
 
 
 @dataclass

@@ -251,6 +251,7 @@ def record(
         finally:
             installation.uninstall()
     finally:
+        writer.stop()
         writer.record(
             EXIT_RECORD,
             {
