@@ -208,6 +208,19 @@ def _run(program: Program) -> Outcome:
     return Outcome(0)
 
 
+def _warm_caches() -> None:
+    """Fill the caches that writing a recording's header fills, in both modes.
+
+    ``platform`` caches ``os.uname()`` the first time it is asked; if recording warmed the
+    cache (the header names the platform) and replay did not, the replayed program would make
+    a call the recording does not have.
+    """
+    platform.platform()
+    platform.uname()
+    platform.python_implementation()
+    platform.python_version()
+
+
 def _major_minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
@@ -236,6 +249,7 @@ def record(
             "hash_seed": hash_seed,
         }
     }
+    _warm_caches()
     installation = install(config)  # a configuration error leaves no recording behind
     try:
         writer = stream_writer(path, metadata=metadata, flush_interval=flush_interval)
@@ -329,6 +343,7 @@ def replay(
     program.check()
     if meta.get("environment") is not None:
         restore_environment(meta["environment"])
+    _warm_caches()
     installation = install(config)
     try:
         outcome = installation.system.replay(rec.reader(), _run, program)
