@@ -99,7 +99,7 @@ def test_killed_program_replays_up_to_the_cut(retrace: Run, tmp_path: Path) -> N
     )
     assert proc.stdout is not None
     lines = [proc.stdout.readline() for _ in range(10)]
-    time.sleep(0.3)  # longer than the writer's flush interval: those events are on disk
+    time.sleep(1.0)  # well over drain + flush intervals (0.15 s): those events are on disk
     proc.kill()
     rest = proc.communicate()[0]
     recorded = "".join(lines) + rest

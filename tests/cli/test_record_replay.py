@@ -213,7 +213,8 @@ def test_seed_form_and_stdin_passthrough(retrace: Run, tmp_path: Path) -> None:
     rec = retrace("--recording", "seed.retrace", "--", str(script), input="hello")
     assert rec.returncode == 0, rec.stderr
     assert rec.stdout == "HELLO\n"
-    assert (tmp_path / "seed.retrace").exists()
+    rep = retrace("replay", "seed.retrace", input="other")
+    assert (rep.stdout, rep.returncode) == ("HELLO\n", 0), rep.stderr
 
 
 def test_recording_is_private(retrace: Run, tmp_path: Path) -> None:
