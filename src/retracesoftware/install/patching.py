@@ -157,7 +157,9 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         if spec is None or spec.loader is None:
             return None
         loader = spec.loader
-        exec_module = loader.exec_module
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None:  # a legacy loader: left alone (the module stays pending)
+            return None
         install = self.install
 
         class _Loader(importlib.abc.Loader):
