@@ -170,7 +170,9 @@ def test_gate_flags_stack_and_dict_do_not_leak() -> None:
     gate = Gate()
     factory = StackFactory(skip=("/nonexistent",))
     hook_calls: list = []
-    key, value = "k", "v"
+    # Fresh objects: shared singletons such as one-character strings are
+    # referenced (and released) by unrelated code while the loop runs.
+    key, value = object(), object()
 
     def on_set(k: object, v: object) -> None:
         hook_calls.append(1)

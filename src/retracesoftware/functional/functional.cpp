@@ -50,6 +50,16 @@ Fn *fn_alloc(PyTypeObject *type) {
     return self;
 }
 
+// A new instance whose first slot holds (a new reference to) `a`.
+PyObject *fn_new_holding(PyTypeObject *type, PyObject *a) {
+    Fn *self = fn_alloc(type);
+    if (self == nullptr) {
+        return nullptr;
+    }
+    self->a = Py_NewRef(a);
+    return reinterpret_cast<PyObject *>(self);
+}
+
 int fn_traverse(PyObject *op, visitproc visit, void *arg) {
     auto *self = reinterpret_cast<Fn *>(op);
     Py_VISIT(Py_TYPE(op));
@@ -272,12 +282,7 @@ PyObject *new_functions(PyTypeObject *type, PyObject *args, PyObject *kwds, cons
             return nullptr;
         }
     }
-    Fn *self = fn_alloc(type);
-    if (self == nullptr) {
-        return nullptr;
-    }
-    self->a = Py_NewRef(args);
-    return reinterpret_cast<PyObject *>(self);
+    return fn_new_holding(type, args);
 }
 
 PyObject *functions_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -749,12 +754,7 @@ PyObject *classinfo_new(PyTypeObject *type, PyObject *args, PyObject *kwds, bool
                      Py_TYPE(cls)->tp_name);
         return nullptr;
     }
-    Fn *self = fn_alloc(type);
-    if (self == nullptr) {
-        return nullptr;
-    }
-    self->a = Py_NewRef(cls);
-    return reinterpret_cast<PyObject *>(self);
+    return fn_new_holding(type, cls);
 }
 
 PyObject *is_instance_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
