@@ -175,6 +175,10 @@ def summarise(rec: RecordingReader) -> dict[str, Any]:
         threads.add(event[1])
         if event[0] == EventKind.CALL:
             calls[str(event[2])] += 1
+    modules: collections.Counter[str] = collections.Counter()
+    for key, count in calls.items():
+        # "proxy.*" are operations on replayed external objects (file objects, ...)
+        modules[key.split(".")[0]] += count
     exit_record = rec.records.get("retrace.exit")
     status = exit_record.get("status") if isinstance(exit_record, dict) else None
     duration = exit_record.get("duration") if isinstance(exit_record, dict) else None
@@ -198,6 +202,7 @@ def summarise(rec: RecordingReader) -> dict[str, Any]:
         "complete": rec.truncated is None and exit_record is not None,
         "events": len(rec.events),
         "events_by_kind": dict(sorted(kinds.items())),
+        "calls_by_module": dict(modules.most_common()),
         "calls_by_function": dict(calls.most_common()),
         "threads": len(threads),
         "environment_variables": len(meta.get("environment") or {}),
@@ -242,6 +247,9 @@ def inspect(path: str, *, as_json: bool = False) -> int:
         ]
         for kind, count in info["events_by_kind"].items():
             lines.append(f"  {count:>8}  {kind}")
+        lines.append("calls by module:")
+        for module, count in info["calls_by_module"].items():
+            lines.append(f"  {count:>8}  {module}")
         lines.append("calls by function:")
         for key, count in info["calls_by_function"].items():
             lines.append(f"  {count:>8}  {key}")

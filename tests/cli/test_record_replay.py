@@ -300,6 +300,7 @@ def test_inspect(retrace: Run, tmp_path: Path) -> None:
     out = retrace("inspect", "r.retrace", "--json")
     info = json.loads(out.stdout)
     assert info["calls_by_function"]["time.time"] == 3
+    assert info["calls_by_module"]["time"] == 3
     assert info["exit_status"] == 0 and info["complete"] is True
     assert info["threads"] == 1
     assert info["events_by_kind"]["CALL"] == info["events_by_kind"]["RESULT"]
