@@ -19,6 +19,7 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import noxsessions.demo  # registers nox -s demo
 import noxsessions.fuzz  # noqa: F401  (registers nox -s fuzz)
 from noxsessions import docs, release, runtime  # noqa: F401  (docs, wheels, release, runtime)
 from noxsessions.common import (

@@ -6,7 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, exitcodes
+
+PROGRAM_HELP = (
+    "the program and its arguments, after `--`: `script.py ARGS`, `-m module ARGS` or "
+    "`-c code ARGS`"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,17 +19,104 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retrace",
         description="Deterministic record and replay for Python programs.",
+        epilog="Exit codes of Retrace's own failures are listed in docs/troubleshooting.md.",
     )
     parser.add_argument("--version", action="version", version=f"retrace {__version__}")
+    parser.add_argument(
+        "--recording",
+        metavar="FILE",
+        help="record the program given after `--` into FILE (the same as `record -o FILE`)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    rec = sub.add_parser(
+        "record",
+        help="run a program and record it",
+        description="Run PROGRAM normally (its input, output and exit status pass through) "
+        "while recording everything it receives from outside the interpreter.",
+    )
+    rec.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="the recording to write (created with mode 0600; default: NAME.retrace in the "
+        "current directory, NAME being the script, module or `code`)",
+    )
+    rec.add_argument(
+        "--config",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a directory of extra patch configuration files (*.toml); repeatable",
+    )
+    rec.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM", help=PROGRAM_HELP)
+
+    rep = sub.add_parser(
+        "replay",
+        help="re-run a recorded program against its recording",
+        description="Re-run the recorded program (same arguments, recorded working directory "
+        "and environment) answering every call to the outside world from the recording.",
+    )
+    rep.add_argument("file", metavar="FILE", help="the recording")
+    rep.add_argument(
+        "--config",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="the extra configuration directories the recording was made with; repeatable",
+    )
+
+    ins = sub.add_parser(
+        "inspect",
+        help="summarise a recording",
+        description="Print a recording's header and a summary: program, duration, events by "
+        "kind and function, threads, exit status, size.",
+    )
+    ins.add_argument("file", metavar="FILE", help="the recording")
+    ins.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
+
+
+def _split(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Split at the first ``--``: (retrace's arguments, the program's or None)."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    head, tail = _split(args_list)
+    args = parser.parse_args(head)
+    if args.command == "record" and args.program:
+        args = parser.parse_args(args_list)  # the program came before any `--`
+        tail = None
+    from . import cli  # heavy imports only when a command runs
+
+    if args.command is None:
+        if args.recording is None:
+            if tail is not None:
+                parser.error("a program after `--` needs `record` or `--recording FILE`")
+            parser.print_help()
+            return exitcodes.OK
+        if not tail:
+            parser.error("--recording FILE needs a program after `--`")
+        return cli.record(parser, args.recording, tail, [], argv=args_list)
+    if args.recording is not None:
+        parser.error("--recording cannot be combined with a command")
+    if args.command == "record":
+        program = tail if tail is not None else args.program
+        if not program:
+            parser.error("record needs a program: retrace record [-o FILE] -- PROGRAM [ARGS...]")
+        return cli.record(parser, args.output, program, args.config, argv=args_list)
+    if tail is not None:
+        parser.error(f"{args.command} takes no program after `--`")
+    if args.command == "replay":
+        return cli.replay(args.file, args.config, argv=args_list)
+    return cli.inspect(args.file, as_json=args.json)
 
 
 if __name__ == "__main__":

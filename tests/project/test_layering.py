@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "stream": {"functional", "utils", "stream"},
     "proxy": {"functional", "utils", "proxy"},
     "install": {"functional", "utils", "stream", "proxy", "install"},
+    "examples": {"examples"},  # example programs: users' code, no Retrace internals
     TOP: {"functional", "utils", "stream", "proxy", "install", TOP},
 }
 # Modules any layer may import: the package root only re-exports the version.

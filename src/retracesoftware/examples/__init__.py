@@ -1,0 +1,1 @@
+"""Example programs shipped with Retrace (``nox -s demo`` records and replays :mod:`.demo`)."""

@@ -1,0 +1,265 @@
+"""Adapters between the recording format (``stream``) and the engine protocols (``proxy``).
+
+:func:`stream_writer` turns a :class:`retracesoftware.stream.Writer` into a
+:class:`retracesoftware.proxy.Writer`: every engine event is written as one stream value (the
+event tuple) on the event's logical thread.  :func:`stream_reader` reads a recording back into
+a :class:`retracesoftware.proxy.Reader`.  The engine's value types (``Handle``, ``Loan``,
+``ErrorValue``) are stored through registered type hooks whose decoders only check and rebuild
+plain data: nothing from a recording is ever imported or executed.
+
+Besides engine events a recording holds *install records*: tuples whose first item is a
+``str`` tag (``"retrace.exit"``...) written by the install layer; the reader returns them
+separately in :attr:`RecordingReader.records` and never gives them to the engine.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+from dataclasses import dataclass, field
+from time import sleep as _sleep
+from typing import Any
+
+from retracesoftware import stream
+from retracesoftware.proxy import ErrorValue, Handle, Loan, MemoryReader
+from retracesoftware.proxy.protocol import EventKind
+from retracesoftware.utils import EventLog
+
+from .errors import MalformedRecordingError
+
+__all__ = [
+    "RecordingReader",
+    "StreamEventWriter",
+    "engine_types",
+    "stream_reader",
+    "stream_writer",
+]
+
+_CALL = int(EventKind.CALL)
+_RESULT = int(EventKind.RESULT)
+_ERROR = int(EventKind.ERROR)
+_CALLBACK = int(EventKind.CALLBACK)
+_CALLBACK_RETURN = int(EventKind.CALLBACK_RETURN)
+_CALLBACK_ERROR = int(EventKind.CALLBACK_ERROR)
+_END = int(EventKind.END)
+_THREAD = int(EventKind.THREAD)
+
+
+def _decode_handle(value: Any) -> Handle:
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 3
+        or type(value[0]) is not int
+        or type(value[1]) is not str
+        or type(value[2]) is not bool
+    ):
+        raise ValueError(f"malformed engine handle {value!r:.60}")
+    return Handle(value[0], value[1], value[2])
+
+
+def _decode_loan(value: Any) -> Loan:
+    if type(value) is not int:
+        raise ValueError(f"malformed engine loan {value!r:.60}")
+    return Loan(value)
+
+
+def _decode_error(value: Any) -> ErrorValue:
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 3
+        or type(value[0]) is not str
+        or type(value[1]) is not tuple
+        or type(value[2]) is not bool
+    ):
+        raise ValueError(f"malformed engine error value {value!r:.60}")
+    return ErrorValue(value[0], value[1], value[2])
+
+
+def engine_types() -> stream.TypeRegistry:
+    """A type registry with the engine's value types (``retrace.Handle``, ``retrace.Loan``,
+    ``retrace.Error``) registered; decoders only validate and rebuild plain data."""
+    reg = stream.TypeRegistry()
+    reg.register(Handle, lambda h: (h.id, h.kind, h.new), _decode_handle, name="retrace.Handle")
+    reg.register(Loan, lambda loan: loan.id, _decode_loan, name="retrace.Loan")
+    reg.register(
+        ErrorValue,
+        lambda e: (e.type, tuple(e.args), e.from_callback),
+        _decode_error,
+        name="retrace.Error",
+    )
+    return reg
+
+
+class StreamEventWriter:
+    """A :class:`retracesoftware.proxy.Writer` over a :class:`retracesoftware.stream.Writer`.
+
+    Events go first to ``fast_log``, an :class:`~retracesoftware.utils.EventLog` (so the
+    engine's native fast path appends plain-data calls without entering Python), and are moved
+    to the stream, in order, by :meth:`drain`: at every event the engine writes through a
+    method, and every ``drain_interval`` seconds by a background thread (outside the sandbox,
+    not a :mod:`threading` thread).  With the stream's own ``flush_interval`` an event is on
+    disk at most ``drain_interval + flush_interval`` after it happened, so a killed program
+    leaves a readable, truncated recording.  Call :meth:`stop` before closing ``out``.
+    """
+
+    def __init__(self, out: stream.Writer, *, drain_interval: float = 0.05) -> None:
+        self.out = out
+        self.fast_log: EventLog | None = EventLog()
+        self._log = self.fast_log
+        self._write = out.write
+        self._lock = _thread.allocate_lock()
+        self._stopped = False
+        self._interval = drain_interval
+        if drain_interval > 0:
+            _thread.start_new_thread(self._drainer, ())
+
+    def _drainer(self) -> None:
+        while not self._stopped:
+            _sleep(self._interval)
+            if not self._stopped:
+                try:
+                    self.drain()
+                except Exception:  # the stream failed (disk full...): the next write reports it
+                    return
+
+    def drain(self) -> None:
+        """Write every event appended so far to the stream, in order."""
+        log, write = self._log, self._write
+        with self._lock:
+            while log.pos < len(log):
+                event = log.take()
+                write(event, event[1])
+
+    def stop(self) -> None:
+        """Stop the background drain and write the remaining events."""
+        self._stopped = True
+        self.drain()
+
+    def _put(self, event: tuple[Any, ...]) -> None:
+        self._log.append(event)
+        self.drain()
+
+    def call(self, thread: int, key: str, shape: str, digest: int) -> None:
+        self._put((_CALL, thread, key, shape, digest))
+
+    def result(self, thread: int, value: Any) -> None:
+        self._put((_RESULT, thread, value))
+
+    def error(self, thread: int, error: ErrorValue) -> None:
+        self._put((_ERROR, thread, error))
+
+    def callback(self, thread: int, ref: int, args: tuple[Any, ...], kwargs: dict) -> None:
+        self._put((_CALLBACK, thread, ref, args, kwargs))
+
+    def callback_return(self, thread: int) -> None:
+        self._put((_CALLBACK_RETURN, thread))
+
+    def callback_error(self, thread: int, error: ErrorValue) -> None:
+        self._put((_CALLBACK_ERROR, thread, error))
+
+    def end(self, thread: int) -> None:
+        self._put((_END, thread))
+
+    def thread(self, thread: int, child: int) -> None:
+        self._put((_THREAD, thread, child))
+
+    def record(self, tag: str, value: Any, thread: int = 0) -> None:
+        """Write an install record ``(tag, value)`` (not an engine event) after the events."""
+        self.drain()
+        self._write((tag, value), thread)
+
+
+def stream_writer(
+    path: str | os.PathLike[str],
+    *,
+    metadata: dict[str, Any] | None = None,
+    flush_interval: float = 0.1,
+    drain_interval: float = 0.05,
+) -> StreamEventWriter:
+    """Create a recording at *path* (mode ``0600``) and return the engine writer over it.
+
+    Close it with ``writer.stop()`` then ``writer.out.close()``.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    out = stream.Writer(
+        path, metadata=metadata, types=engine_types(), flush_interval=flush_interval
+    )
+    return StreamEventWriter(out, drain_interval=drain_interval)
+
+
+@dataclass
+class RecordingReader:
+    """A whole recording, read and checked: header, engine events, install records.
+
+    ``reader`` is a fresh :class:`retracesoftware.proxy.MemoryReader` over the engine events;
+    ``truncated`` is the :class:`retracesoftware.stream.TruncatedError` if the file ended
+    without its trailer (the recorded program was killed), in which case ``events`` holds
+    every complete event before the cut.
+    """
+
+    header: stream.Header
+    events: list[tuple[Any, ...]]
+    records: dict[str, Any] = field(default_factory=dict)
+    record_order: list[str] = field(default_factory=list)
+    truncated: stream.TruncatedError | None = None
+    size: int = 0
+
+    def reader(self) -> MemoryReader:
+        """A new engine reader positioned at the first event."""
+        return MemoryReader(self.events)
+
+
+def stream_reader(path: str | os.PathLike[str], *, require: str | None = None) -> RecordingReader:
+    """Read the recording at *path*.
+
+    Raises ``OSError`` if it cannot be opened, a :class:`retracesoftware.stream.StreamError`
+    subclass if it is not a recording, has an unsupported version or is corrupt (a truncated
+    file is *not* an error: see :attr:`RecordingReader.truncated`), and
+    :class:`retracesoftware.stream.CorruptError` if an event does not have the engine's shape.
+    With *require*, a header whose metadata lacks that key raises
+    :class:`~retracesoftware.install.errors.MalformedRecordingError` before any event is read.
+    """
+    name = os.fsdecode(path)
+    size = os.stat(path).st_size
+    events: list[tuple[Any, ...]] = []
+    records: dict[str, Any] = {}
+    order: list[str] = []
+    truncated: stream.TruncatedError | None = None
+    with stream.Reader(path, types=engine_types()) as src:
+        header = src.header
+        if require is not None and require not in header.extra:
+            raise MalformedRecordingError(
+                "the file is a stream recording but not a recorded program (no program metadata)"
+            )
+        try:
+            for thread, value in src.events():
+                if (
+                    isinstance(value, tuple)
+                    and len(value) == 2
+                    and type(value[0]) is str
+                    and value[0].startswith("retrace.")
+                ):
+                    records[value[0]] = value[1]
+                    order.append(value[0])
+                    continue
+                if (
+                    not isinstance(value, tuple)
+                    or len(value) < 2
+                    or type(value[0]) is not int
+                    or type(value[1]) is not int
+                    or value[1] != thread
+                    or not _CALL <= value[0] <= _THREAD
+                ):
+                    raise stream.CorruptError(
+                        f"{name}: event {len(events)} is not an engine event: {value!r:.60}",
+                        path=name,
+                        offset=src.position.offset if src.position else 0,
+                    )
+                events.append(value)
+        except stream.TruncatedError as exc:
+            truncated = exc
+    return RecordingReader(header, events, records, order, truncated, size)

@@ -1,0 +1,276 @@
+"""Patch configuration: TOML files naming what crosses the sandbox boundary.
+
+Each ``*.toml`` file in ``retracesoftware/install/modules/`` (and in user directories) describes
+one module or family of modules::
+
+    description = "Clocks"
+
+    [modules.time]
+    functions = ["time", "monotonic"]       # module attributes replaced by crossings
+    optional = ["thread_time"]              # same, skipped when the platform lacks them
+
+    [modules._random]
+    types = ["Random"]                      # classes patched in place (instances are bound)
+
+    [modules.datetime]
+    adapters = ["datetime-now"]             # built-in adapters, by name
+
+    [environment]                           # at most once over all files
+    redact = ["*TOKEN*", "*SECRET*"]        # fnmatch patterns on variable names
+    keep = ["GPG_AGENT_INFO"]               # names never redacted
+    placeholder = "<redacted by retrace>"
+
+Files are validated on load; a mistake raises :class:`ConfigError` naming the file, the table
+and the key.  A user file with the same name as a shipped one replaces it; other user files add
+to the shipped ones (lists of the same module are merged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ADAPTERS",
+    "SHIPPED_DIR",
+    "Config",
+    "ConfigError",
+    "EnvironmentConfig",
+    "ModuleConfig",
+    "config_dirs",
+    "load_config",
+]
+
+#: Directory of the configuration files shipped with Retrace.
+SHIPPED_DIR = Path(__file__).resolve().parent / "modules"
+#: Environment variable naming extra configuration directories (``os.pathsep``-separated).
+CONFIG_PATH_VAR = "RETRACE_CONFIG_PATH"
+#: Names of the built-in adapters a ``[modules.X] adapters`` list may use.
+ADAPTERS = frozenset({"datetime-now", "stdin", "thread-start"})
+
+DEFAULT_REDACT = (
+    "*TOKEN*",
+    "*SECRET*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*KEY*",
+    "*AUTH*",
+    "*CREDENTIAL*",
+    "*COOKIE*",
+    "*SESSION*",
+    "*PRIVATE*",
+)
+DEFAULT_PLACEHOLDER = "<redacted by retrace>"
+
+_TOP_KEYS = {"description", "modules", "environment"}
+_MODULE_KEYS = {"functions", "optional", "types", "adapters", "skip_aliases_in"}
+_ENV_KEYS = {"snapshot", "redact", "keep", "placeholder"}
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or does not follow the schema."""
+
+
+@dataclass
+class ModuleConfig:
+    """What to patch in one module."""
+
+    functions: list[str] = field(default_factory=list)
+    optional: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    adapters: list[str] = field(default_factory=list)
+    skip_aliases_in: list[str] = field(default_factory=list)
+
+    def merge(self, other: ModuleConfig) -> None:
+        for name in ("functions", "optional", "types", "adapters", "skip_aliases_in"):
+            mine: list[str] = getattr(self, name)
+            mine.extend(x for x in getattr(other, name) if x not in mine)
+
+
+@dataclass
+class EnvironmentConfig:
+    """How the environment is snapshotted and which variables are redacted."""
+
+    snapshot: bool = True
+    redact: list[str] = field(default_factory=lambda: list(DEFAULT_REDACT))
+    keep: list[str] = field(default_factory=list)
+    placeholder: str = DEFAULT_PLACEHOLDER
+
+
+@dataclass
+class Config:
+    """The merged configuration: modules to patch, environment policy, files it came from."""
+
+    modules: dict[str, ModuleConfig] = field(default_factory=dict)
+    environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
+    files: list[str] = field(default_factory=list)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_data(self) -> dict[str, Any]:
+        """Plain-data form (stable order), as stored in a recording's header."""
+        return {
+            "modules": {
+                name: {
+                    k: list(getattr(mod, k))
+                    for k in ("functions", "optional", "types", "adapters", "skip_aliases_in")
+                }
+                for name, mod in sorted(self.modules.items())
+            },
+            "environment": {
+                "snapshot": self.environment.snapshot,
+                "redact": list(self.environment.redact),
+                "keep": list(self.environment.keep),
+                "placeholder": self.environment.placeholder,
+            },
+        }
+
+    def digest(self) -> str:
+        """A short hash of :meth:`as_data` (record and replay must use the same config)."""
+        text = json.dumps(self.as_data(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _where(path: Path, table: str, key: str | None = None) -> str:
+    return f"{path}: [{table}]" + (f" key {key!r}" if key is not None else "")
+
+
+def _str_list(path: Path, table: str, key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{_where(path, table, key)}: expected a list of non-empty strings")
+    return list(value)
+
+
+def _identifier_list(path: Path, table: str, key: str, value: Any) -> list[str]:
+    items = _str_list(path, table, key, value)
+    for item in items:
+        if not all(part.isidentifier() for part in item.split(".")):
+            raise ConfigError(f"{_where(path, table, key)}: {item!r} is not a Python name")
+    return items
+
+
+def _parse_module(path: Path, name: str, raw: Any) -> ModuleConfig:
+    table = f"modules.{name}"
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise ConfigError(f"{_where(path, table)}: {name!r} is not a module name")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_where(path, table)}: expected a table")
+    unknown = sorted(set(raw) - _MODULE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{_where(path, table, unknown[0])}: unknown key (expected one of "
+            f"{', '.join(sorted(_MODULE_KEYS))})"
+        )
+    mod = ModuleConfig()
+    for key in ("functions", "optional", "types"):
+        if key in raw:
+            setattr(mod, key, _identifier_list(path, table, key, raw[key]))
+    if "adapters" in raw:
+        mod.adapters = _str_list(path, table, "adapters", raw["adapters"])
+        for adapter in mod.adapters:
+            if adapter not in ADAPTERS:
+                raise ConfigError(
+                    f"{_where(path, table, 'adapters')}: unknown adapter {adapter!r} "
+                    f"(known: {', '.join(sorted(ADAPTERS))})"
+                )
+    if "skip_aliases_in" in raw:
+        mod.skip_aliases_in = _str_list(path, table, "skip_aliases_in", raw["skip_aliases_in"])
+    if not (mod.functions or mod.optional or mod.types or mod.adapters):
+        raise ConfigError(
+            f"{_where(path, table)}: names nothing to patch "
+            "(give functions, optional, types or adapters)"
+        )
+    return mod
+
+
+def _parse_environment(path: Path, raw: Any) -> EnvironmentConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_where(path, 'environment')}: expected a table")
+    unknown = sorted(set(raw) - _ENV_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{_where(path, 'environment', unknown[0])}: unknown key (expected one of "
+            f"{', '.join(sorted(_ENV_KEYS))})"
+        )
+    env = EnvironmentConfig()
+    if "snapshot" in raw:
+        if not isinstance(raw["snapshot"], bool):
+            raise ConfigError(f"{_where(path, 'environment', 'snapshot')}: expected true or false")
+        env.snapshot = raw["snapshot"]
+    if "redact" in raw:
+        env.redact = _str_list(path, "environment", "redact", raw["redact"])
+    if "keep" in raw:
+        env.keep = _str_list(path, "environment", "keep", raw["keep"])
+    if "placeholder" in raw:
+        if not isinstance(raw["placeholder"], str):
+            raise ConfigError(f"{_where(path, 'environment', 'placeholder')}: expected a string")
+        env.placeholder = raw["placeholder"]
+    return env
+
+
+def parse_file(path: Path) -> tuple[dict[str, ModuleConfig], EnvironmentConfig | None]:
+    """Read and validate one configuration file."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown top-level key {unknown[0]!r} (expected one of "
+            f"{', '.join(sorted(_TOP_KEYS))})"
+        )
+    if "description" in raw and not isinstance(raw["description"], str):
+        raise ConfigError(f"{path}: top-level key 'description': expected a string")
+    modules_raw = raw.get("modules", {})
+    if not isinstance(modules_raw, dict):
+        raise ConfigError(f"{path}: top-level key 'modules': expected a table")
+    modules = {name: _parse_module(path, name, table) for name, table in modules_raw.items()}
+    env = _parse_environment(path, raw["environment"]) if "environment" in raw else None
+    return modules, env
+
+
+def config_dirs(extra: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
+    """The user configuration directories: *extra*, then ``$RETRACE_CONFIG_PATH``."""
+    dirs = [Path(d) for d in extra]
+    dirs += [Path(d) for d in os.environ.get(CONFIG_PATH_VAR, "").split(os.pathsep) if d]
+    return dirs
+
+
+def load_config(user_dirs: Iterable[str | os.PathLike[str]] = ()) -> Config:
+    """Load the shipped configuration, then every ``*.toml`` of *user_dirs* (in order)."""
+    files: dict[str, Path] = {p.name: p for p in sorted(SHIPPED_DIR.glob("*.toml"))}
+    for d in user_dirs:
+        directory = Path(d)
+        if not directory.is_dir():
+            raise ConfigError(f"{directory}: configuration directory does not exist")
+        for p in sorted(directory.glob("*.toml")):
+            files[p.name] = p
+    config = Config()
+    env_from: Path | None = None
+    for name in sorted(files):
+        path = files[name]
+        modules, env = parse_file(path)
+        for mod_name, mod in modules.items():
+            config.sources.setdefault(mod_name, []).append(str(path))
+            if mod_name in config.modules:
+                config.modules[mod_name].merge(mod)
+            else:
+                config.modules[mod_name] = mod
+        if env is not None:
+            if env_from is not None:
+                raise ConfigError(
+                    f"{path}: [environment] is already defined in {env_from} "
+                    "(only one file may define it)"
+                )
+            config.environment, env_from = env, path
+        config.files.append(str(path))
+    return config

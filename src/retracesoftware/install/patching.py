@@ -1,0 +1,339 @@
+"""Apply a :class:`~retracesoftware.install.config.Config` to a live interpreter.
+
+:func:`install` imports (preloads) every configured module, patches its functions and types
+through a :class:`retracesoftware.proxy.System`, finds the *aliases* other loaded modules made
+of the patched functions before Retrace started (``from time import time``) and patches them
+too, applies the built-in adapters, and installs an import hook for configured modules that
+could not be imported yet.  :meth:`Installation.uninstall` undoes everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _datetime
+import fnmatch
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import time as _time
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from retracesoftware.proxy import System
+from retracesoftware.utils import GateState, set_type_attribute
+
+from . import stdio
+from .config import Config, ConfigError, ModuleConfig
+
+__all__ = ["Installation", "install"]
+
+#: Modules whose private aliases of patched functions are never patched: the import system,
+#: the os implementation modules and Retrace itself.
+ALWAYS_SKIP_ALIASES = (
+    "posix",
+    "nt",
+    "os",
+    "_io",  # io.open_code() calls _io.open: the interpreter reading source and bytecode
+    "builtins",
+    "importlib",
+    "importlib.*",
+    "_frozen_importlib",
+    "_frozen_importlib_external",
+    "zipimport",
+    "retracesoftware",
+    "retracesoftware.*",
+    "pytest",
+    "_pytest",
+    "_pytest.*",
+)
+
+
+_MISSING = object()
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def _datetime_now(install: Installation) -> None:
+    """Route ``datetime.now/utcnow/today`` and ``date.today`` through ``time.time()``."""
+    clock = _time  # looked up at call time: the patched time.time is used
+
+    def now(cls: Any, tz: Any = None) -> Any:
+        return cls.fromtimestamp(clock.time(), tz)
+
+    def utcnow(cls: Any) -> Any:
+        return cls.fromtimestamp(clock.time(), _datetime.UTC).replace(tzinfo=None)
+
+    def today(cls: Any) -> Any:
+        return cls.fromtimestamp(clock.time())
+
+    install._set_type(_datetime.datetime, "now", classmethod(now))
+    install._set_type(_datetime.datetime, "utcnow", classmethod(utcnow))
+    install._set_type(_datetime.datetime, "today", classmethod(today))
+    install._set_type(_datetime.date, "today", classmethod(today))
+
+
+def _thread_start(install: Installation) -> None:
+    """Make every thread the sandboxed program starts part of the recording.
+
+    ``_thread.start_new_thread`` (and ``start_joinable_thread`` on 3.13+) are wrapped, in
+    ``_thread`` and in ``threading``'s private aliases: a thread started from sandboxed code
+    runs its function through :meth:`System.thread` (recorded thread tag, ``END`` event);
+    threads started elsewhere are untouched.
+    """
+    import _thread
+    import threading
+
+    system = install.system
+    inside = int(GateState.INSIDE)
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def start(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            if system.mode and system.gate.get() == inside:
+                function = system.thread(function)
+            return original(function, *args, **kwargs)
+
+        start.__name__ = getattr(original, "__name__", "start")
+        start.__doc__ = getattr(original, "__doc__", None)
+        return start
+
+    for name, alias in (
+        ("start_new_thread", "_start_new_thread"),
+        ("start_joinable_thread", "_start_joinable_thread"),
+    ):
+        original = getattr(_thread, name, None)
+        if original is None:
+            continue
+        wrapped = wrap(original)
+        install._set_module(_thread, name, wrapped)
+        if getattr(threading, alias, None) is original:
+            install._set_module(threading, alias, wrapped)
+
+
+def _stdin(install: Installation) -> None:
+    """Replace ``sys.stdin`` by a stream whose reads are crossings (see :mod:`.stdio`)."""
+    if sys.stdin is None:
+        return
+    for name in ("read", "readline", "isatty"):
+        install.system.patch_function(stdio.calls, name, key=f"sys.stdin.{name}")
+        install.patched.append(f"sys.stdin.{name}")
+    previous, _ = stdio.install_stdin()
+    install._finalizers.append(lambda: stdio.uninstall_stdin(previous))
+
+
+_ADAPTERS: dict[str, Callable[[Installation], None]] = {
+    "stdin": _stdin,
+    "datetime-now": _datetime_now,
+    "thread-start": _thread_start,
+}
+
+
+# ------------------------------------------------------------------------ import hook
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patch configured modules that are imported after :func:`install`."""
+
+    def __init__(self, install: Installation) -> None:
+        self.install = install
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in self.install.pending:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None:  # a legacy loader: left alone (the module stays pending)
+            return None
+        install = self.install
+
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: types.ModuleType) -> None:
+                exec_module(module)
+                install._loaded(fullname, module)
+
+        spec.loader = _Loader()
+        return spec
+
+
+# ----------------------------------------------------------------------- installation
+
+
+class Installation:
+    """The patches of one configuration on one :class:`System`."""
+
+    def __init__(self, system: System, config: Config) -> None:
+        self.system = system
+        self.config = config
+        self.pending: dict[str, ModuleConfig] = {}
+        self.patched: list[str] = []  # keys of every crossing installed
+        self.deferred: list[str] = []  # modules imported while the System was running
+        self.unavailable: list[str] = []  # adapter patches this interpreter does not allow
+        self._undo: list[tuple[type, str, Any]] = []
+        self._module_undo: list[tuple[types.ModuleType, str, Any]] = []
+        self._finalizers: list[Callable[[], None]] = []
+        self._index: dict[int, list[tuple[str, types.ModuleType, str]]] | None = None
+        self._hook: _PatchOnImport | None = None
+
+    def _set_module(self, module: types.ModuleType, name: str, value: Any) -> None:
+        self._module_undo.append((module, name, getattr(module, name)))
+        setattr(module, name, value)
+
+    def _set_type(self, cls: type, name: str, value: Any) -> bool:
+        """Set ``cls.name``; False (and nothing changed) if this interpreter ignores it."""
+        original = cls.__dict__.get(name, _MISSING)
+        set_type_attribute(cls, name, value)
+        if cls.__dict__.get(name) is not value:
+            # Python 3.13 keeps the dicts of some static extension types (datetime) out of
+            # reach of setattr: the assignment has no effect there.
+            self.unavailable.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+            return False
+        self._undo.append((cls, name, original))
+        return True
+
+    def _patch_module(self, name: str, module: types.ModuleType, mod: ModuleConfig) -> None:
+        system = self.system
+        for type_name in mod.types:
+            cls = getattr(module, type_name, None)
+            if not isinstance(cls, type):
+                raise AttributeError(f"{name}.{type_name} is not a class")
+            system.patch_type(cls)
+            self.patched.append(f"{name}.{type_name}")
+        originals: list[tuple[Any, str]] = []
+        for fn_name in [*mod.functions, *mod.optional]:
+            if not hasattr(module, fn_name):
+                if fn_name in mod.optional:
+                    continue
+                raise AttributeError(f"module {name!r} has no attribute {fn_name!r}")
+            original = getattr(module, fn_name)
+            system.patch_function(module, fn_name, key=f"{name}.{fn_name}")
+            self.patched.append(f"{name}.{fn_name}")
+            originals.append((original, fn_name))
+        self._patch_aliases(originals, [*ALWAYS_SKIP_ALIASES, *mod.skip_aliases_in], module)
+        for adapter in mod.adapters:
+            _ADAPTERS[adapter](self)
+
+    def _alias_index(self) -> dict[int, list[tuple[str, types.ModuleType, str]]]:
+        """id(value) -> (module name, module, attribute) for every loaded module's callables."""
+        if self._index is None:
+            index: dict[int, list[tuple[str, types.ModuleType, str]]] = {}
+            for mod_name, module in list(sys.modules.items()):
+                namespace = getattr(module, "__dict__", None)
+                if not isinstance(module, types.ModuleType) or not namespace:
+                    continue
+                for attr, value in list(namespace.items()):
+                    if callable(value) and not isinstance(value, type):
+                        index.setdefault(id(value), []).append((mod_name, module, attr))
+            self._index = index
+        return self._index
+
+    def _patch_aliases(
+        self, originals: list[tuple[Any, str]], skip: list[str], owner: types.ModuleType
+    ) -> None:
+        if not originals:
+            return
+        index = self._alias_index()
+        for original, _ in originals:
+            for mod_name, module, attr in index.get(id(original), ()):
+                if module is owner or _matches(mod_name, skip):
+                    continue
+                if module.__dict__.get(attr) is not original:
+                    continue
+                self.system.patch_function(module, attr, key=f"{mod_name}.{attr}")
+                self.patched.append(f"{mod_name}.{attr}")
+
+    def _loaded(self, name: str, module: types.ModuleType) -> None:
+        mod = self.pending.pop(name, None)
+        if mod is None:
+            return
+        if self.system.mode:
+            # The engine only patches while idle: this module stays unpatched for this run.
+            self.deferred.append(name)
+            return
+        try:
+            self._patch_module(name, module, mod)
+        finally:
+            self._index = None
+
+    def apply(self) -> None:
+        """Preload and patch every configured module; hook the others."""
+        for name in self.config.modules:  # preload first: one alias index covers them all
+            if name not in sys.modules:
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(name)
+        try:
+            self._apply()
+        finally:
+            self._index = None
+
+    def _apply(self) -> None:
+        for name, mod in self.config.modules.items():
+            module = sys.modules.get(name)
+            if module is None:
+                try:
+                    module = importlib.import_module(name)
+                except ImportError:
+                    self.pending[name] = mod
+                    continue
+            try:
+                self._patch_module(name, module, mod)
+            except AttributeError as exc:
+                where = " or ".join(self.config.sources.get(name, ["<config>"]))
+                raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
+        if self.pending:
+            self._hook = _PatchOnImport(self)
+            sys.meta_path.insert(0, self._hook)
+
+    def uninstall(self) -> None:
+        """Undo every patch and adapter and remove the import hook."""
+        if self._hook is not None and self._hook in sys.meta_path:
+            sys.meta_path.remove(self._hook)
+        self._hook = None
+        while self._finalizers:
+            self._finalizers.pop()()
+        self.system.uninstall()
+        while self._module_undo:
+            module, name, original = self._module_undo.pop()
+            setattr(module, name, original)
+        while self._undo:
+            cls, name, original = self._undo.pop()
+            if original is _MISSING:
+                set_type_attribute(cls, name)
+            else:
+                set_type_attribute(cls, name, original)
+        self.patched.clear()
+
+    def __enter__(self) -> Installation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+def install(config: Config, system: System | None = None) -> Installation:
+    """Patch the interpreter according to *config*; returns the :class:`Installation`."""
+    inst = Installation(system if system is not None else System(), config)
+    try:
+        inst.apply()
+    except BaseException:
+        inst.uninstall()
+        raise
+    return inst

@@ -1,0 +1,369 @@
+"""Record and replay a whole program (script, ``-m module`` or ``-c code``) to a file.
+
+:func:`record` runs the program in the sandbox, writing a recording; :func:`replay` runs it
+again against the recording in the recorded working directory and environment.  Both return a
+:class:`Outcome` (exit status and, for an uncaught exception, the exception to print).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import runpy
+import sys
+import traceback
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter as _perf_counter
+from typing import Any
+
+from retracesoftware import __version__
+from retracesoftware.proxy import ReplayDivergence
+
+from .adapter import RecordingReader, stream_reader, stream_writer
+from .config import load_config
+from .environment import restore_environment, snapshot_environment
+from .errors import (
+    IncompatibleRecordingError,
+    MalformedRecordingError,
+    ProgramNotFoundError,
+)
+from .patching import install
+
+__all__ = [
+    "Outcome",
+    "Program",
+    "TruncatedReplayError",
+    "read_metadata",
+    "record",
+    "replay",
+]
+
+METADATA_SCHEMA = 1
+EXIT_RECORD = "retrace.exit"
+_INTERNAL = (
+    str(Path(__file__).resolve().parent.parent) + os.sep,
+    os.path.dirname(runpy.__file__) + os.sep + "runpy.py",
+)
+
+
+class TruncatedReplayError(Exception):
+    """Replay reached the end of a truncated recording (the recorded program was killed)."""
+
+    def __init__(self, events: int, cause: ReplayDivergence | None = None) -> None:
+        self.events = events
+        self.cause = cause
+        super().__init__(
+            f"the recording is truncated (the recorded program was interrupted): replay "
+            f"reproduced the run up to the cut, after {events} events"
+        )
+
+
+@dataclass(frozen=True)
+class Program:
+    """What to run: ``kind`` is ``"script"``, ``"module"`` or ``"code"``."""
+
+    kind: str
+    target: str
+    args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str]) -> Program:
+        """Parse ``script.py ARGS``, ``-m module ARGS`` or ``-c code ARGS``."""
+        argv = list(argv)
+        if not argv:
+            raise ValueError("no program given (expected script.py, -m module or -c code)")
+        if argv[0] in ("-m", "-c"):
+            if len(argv) < 2:
+                raise ValueError(f"{argv[0]} needs an argument")
+            kind = "module" if argv[0] == "-m" else "code"
+            return cls(kind, argv[1], tuple(argv[2:]))
+        if argv[0].startswith("-"):
+            raise ValueError(f"unknown program option {argv[0]!r} (expected -m or -c)")
+        return cls("script", argv[0], tuple(argv[1:]))
+
+    @classmethod
+    def from_data(cls, data: Any) -> Program:
+        if (
+            not isinstance(data, dict)
+            or data.get("kind") not in ("script", "module", "code")
+            or not isinstance(data.get("target"), str)
+            or not isinstance(data.get("args"), list)
+            or not all(isinstance(a, str) for a in data["args"])
+        ):
+            raise MalformedRecordingError("the recording does not describe a program")
+        return cls(data["kind"], data["target"], tuple(data["args"]))
+
+    def as_data(self) -> dict[str, Any]:
+        return {"kind": self.kind, "target": self.target, "args": list(self.args)}
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line as the user would type it after ``python``."""
+        if self.kind == "script":
+            return [self.target, *self.args]
+        return ["-m" if self.kind == "module" else "-c", self.target, *self.args]
+
+    def check(self) -> None:
+        """Raise :class:`ProgramNotFoundError` if the script or module does not exist."""
+        if self.kind == "script" and not os.path.isfile(self.target):
+            raise ProgramNotFoundError(f"cannot find the program {self.target!r}")
+        if self.kind == "module":
+            top = self.target.split(".")[0]
+            if not all(p.isidentifier() for p in self.target.split(".")):
+                raise ProgramNotFoundError(f"{self.target!r} is not a module name")
+            saved = sys.path[0] if sys.path else None
+            if sys.path:
+                sys.path[0] = os.getcwd()
+            try:
+                found = importlib.util.find_spec(top) is not None
+            finally:
+                if saved is not None:
+                    sys.path[0] = saved
+            if not found:
+                raise ProgramNotFoundError(f"no module named {top!r}")
+
+    def run(self) -> None:
+        """Run the program in this interpreter, as ``python ARGV`` would."""
+        if self.kind == "script":
+            sys.argv = [self.target, *self.args]
+            sys.path[0] = os.path.dirname(os.path.abspath(self.target))
+            runpy.run_path(self.target, run_name="__main__")
+        elif self.kind == "module":
+            sys.argv = [self.target, *self.args]
+            sys.path[0] = os.getcwd()
+            runpy.run_module(self.target, run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = ["-c", *self.args]
+            sys.path[0] = ""
+            main = types.ModuleType("__main__")
+            saved = sys.modules.get("__main__")
+            sys.modules["__main__"] = main
+            try:
+                exec(compile(self.target, "<string>", "exec"), main.__dict__)
+            finally:
+                if saved is not None:
+                    sys.modules["__main__"] = saved
+
+
+@dataclass
+class Outcome:
+    """How the program ended: its exit ``status``, the ``message`` a ``sys.exit("text")``
+    printed, or the uncaught ``exception`` whose traceback Python would print."""
+
+    status: int
+    message: str | None = None
+    exception: BaseException | None = None
+
+    def report(self) -> None:
+        """Print what Python prints at exit (traceback or ``sys.exit`` message) to stderr."""
+        sys.stdout.flush()
+        if self.exception is not None:
+            exc = self.exception
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_INTERNAL):
+                tb = tb.tb_next
+            traceback.print_exception(type(exc), exc, tb)
+        elif self.message is not None:
+            print(self.message, file=sys.stderr)
+        sys.stderr.flush()
+
+
+def _exit_status(exc: SystemExit) -> Outcome:
+    code = exc.code
+    if code is None:
+        return Outcome(0)
+    if isinstance(code, int):
+        return Outcome(code & 0xFF)
+    return Outcome(1, message=str(code))
+
+
+def _join_threads() -> None:
+    """Wait for the program's non-daemon threads, as the interpreter does before exiting."""
+    import threading
+
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon and thread.is_alive():
+            thread.join()
+
+
+def _run(program: Program) -> Outcome:
+    try:
+        try:
+            program.run()
+        finally:
+            _join_threads()
+    except SystemExit as exc:
+        return _exit_status(exc)
+    except ReplayDivergence:
+        raise
+    except KeyboardInterrupt as exc:
+        return Outcome(130, exception=exc)
+    except BaseException as exc:  # the program's uncaught exception
+        return Outcome(1, exception=exc)
+    return Outcome(0)
+
+
+def _warm_caches() -> None:
+    """Fill the caches that writing a recording's header fills, in both modes.
+
+    ``platform`` caches ``os.uname()`` the first time it is asked; if recording warmed the
+    cache (the header names the platform) and replay did not, the replayed program would make
+    a call the recording does not have.
+    """
+    platform.platform()
+    platform.uname()
+    platform.python_implementation()
+    platform.python_version()
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def record(
+    path: str | os.PathLike[str],
+    program: Program,
+    *,
+    config_dirs: Sequence[str | os.PathLike[str]] = (),
+    flush_interval: float = 0.1,
+    hash_seed: int | None = None,
+) -> Outcome:
+    """Run *program* under recording into *path* (created ``0600``).
+
+    *hash_seed* is this interpreter's ``PYTHONHASHSEED``, stored for replay (``None``: unknown).
+    """
+    program.check()
+    config = load_config(config_dirs)
+    env = config.environment
+    metadata = {
+        "retrace": {
+            "schema": METADATA_SCHEMA,
+            "program": program.as_data(),
+            "config": {"digest": config.digest(), "files": config.files},
+            "environment": snapshot_environment(env) if env.snapshot else None,
+            "hash_seed": hash_seed,
+        }
+    }
+    _warm_caches()
+    installation = install(config)  # a configuration error leaves no recording behind
+    try:
+        writer = stream_writer(path, metadata=metadata, flush_interval=flush_interval)
+    except BaseException:
+        installation.uninstall()
+        raise
+    started = _perf_counter()
+    outcome = Outcome(1)
+    unavailable = list(installation.unavailable)
+    try:
+        try:
+            outcome = installation.system.record(writer, _run, program)
+        finally:
+            installation.uninstall()
+    finally:
+        writer.stop()
+        writer.record(
+            EXIT_RECORD,
+            {
+                "status": outcome.status,
+                "duration": _perf_counter() - started,
+                "exception": None
+                if outcome.exception is None
+                else type(outcome.exception).__qualname__,
+                "not_captured": unavailable,
+            },
+        )
+        writer.out.close()
+    return outcome
+
+
+def read_metadata(rec: RecordingReader) -> dict[str, Any]:
+    """The install layer's metadata of a recording (checked)."""
+    meta = rec.header.extra.get("retrace")
+    if not isinstance(meta, dict) or meta.get("schema") != METADATA_SCHEMA:
+        raise MalformedRecordingError(
+            "the file is a stream recording but not a recorded program (no program metadata)"
+        )
+    Program.from_data(meta.get("program"))
+    config = meta.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("digest"), str):
+        raise MalformedRecordingError("the recording does not name its patch configuration")
+    env = meta.get("environment")
+    if env is not None and (
+        not isinstance(env, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise MalformedRecordingError("the recorded environment is malformed")
+    return meta
+
+
+def check_compatible(rec: RecordingReader) -> None:
+    """Raise :class:`IncompatibleRecordingError` unless this interpreter can replay *rec*."""
+    header = rec.header
+    here = (platform.python_implementation(), _major_minor(platform.python_version()))
+    there = (header.python_implementation, _major_minor(header.python_version))
+    if here != there:
+        raise IncompatibleRecordingError(
+            f"the recording was made with {there[0]} {header.python_version}; this is "
+            f"{here[0]} {platform.python_version()}: replay it with {there[0]} {there[1]}"
+        )
+    if _major_minor(header.retrace_version) != _major_minor(__version__):
+        raise IncompatibleRecordingError(
+            f"the recording was made with Retrace {header.retrace_version}; this is Retrace "
+            f"{__version__}: replay it with Retrace {_major_minor(header.retrace_version)}"
+        )
+
+
+def replay(
+    path: str | os.PathLike[str],
+    *,
+    config_dirs: Sequence[str | os.PathLike[str]] = (),
+    rec: RecordingReader | None = None,
+) -> Outcome:
+    """Replay the recording at *path*; raises :class:`ReplayDivergence` at a divergence and
+    :class:`TruncatedReplayError` at the end of a truncated recording."""
+    if rec is None:
+        rec = stream_reader(path)
+    meta = read_metadata(rec)
+    check_compatible(rec)
+    program = Program.from_data(meta["program"])
+    config = load_config(config_dirs)
+    if config.digest() != meta["config"]["digest"]:
+        raise IncompatibleRecordingError(
+            "the recording was made with a different patch configuration (configuration "
+            "files or --config directories differ): replay with the same configuration"
+        )
+    cwd = rec.header.cwd
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
+    program.check()
+    if meta.get("environment") is not None:
+        restore_environment(meta["environment"])
+    _warm_caches()
+    installation = install(config)
+    try:
+        outcome = installation.system.replay(rec.reader(), _run, program)
+    except ReplayDivergence as exc:
+        if rec.truncated is not None and exc.index >= len(rec.events) - 1:
+            raise TruncatedReplayError(len(rec.events), exc) from None
+        raise
+    finally:
+        installation.uninstall()
+    if rec.truncated is not None or EXIT_RECORD not in rec.records:
+        raise TruncatedReplayError(len(rec.events))
+    recorded = rec.records[EXIT_RECORD]
+    status = recorded.get("status") if isinstance(recorded, dict) else None
+    if status != outcome.status:
+        raise ReplayDivergence(
+            index=len(rec.events),
+            thread=0,
+            kind="exit",
+            expected=f"exit status {status!r}",
+            actual=f"exited with status {outcome.status}",
+            location=None,
+        )
+    return outcome
