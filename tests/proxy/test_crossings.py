@@ -139,3 +139,22 @@ def test_internal_object_lent_out_comes_back_as_itself(system, world):
     writer = MemoryWriter()
     assert system.record(writer, prog) is True
     assert system.replay(writer.reader(), prog) is True
+
+
+def test_os_error_keeps_its_file_names_on_replay(system):
+    import os
+
+    missing = "/nonexistent/retrace-test-file"
+    system.patch_function(os, "stat")
+
+    def prog() -> str:
+        try:
+            os.stat(missing)
+        except OSError as exc:
+            return f"{type(exc).__name__}|{exc.errno}|{exc.filename}|{exc}"
+        return "no error"
+
+    writer = MemoryWriter()
+    recorded = system.record(writer, prog)
+    assert recorded.startswith(f"FileNotFoundError|2|{missing}|")
+    assert system.replay(writer.reader(), prog) == recorded

@@ -592,7 +592,12 @@ class System:
         if exc is state.callback_exc:
             return ErrorValue(type_key(type(exc)), (), True)
         args = []
-        for a in exc.args:
+        raw = exc.args
+        if isinstance(exc, OSError) and exc.filename is not None and len(raw) == 2:
+            # OSError keeps its file names outside ``args``: record the full
+            # constructor arguments so the replayed error names the same file.
+            raw = (*raw, exc.filename, None, exc.filename2)
+        for a in raw:
             try:
                 recorded, _ = self._encode_plain(a)
             except TypeError:
