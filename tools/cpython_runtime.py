@@ -17,6 +17,8 @@ Downloads and build trees live in a cache directory outside the repository:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -26,8 +28,10 @@ import subprocess
 import sys
 import tomllib
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PATCHES = ROOT / "patches"
@@ -448,6 +452,38 @@ def configure_args() -> list[str]:
     return [*DEFAULT_CONFIGURE, *extra]
 
 
+_LOCKED: set[Path] = set()
+
+
+@contextlib.contextmanager
+def exclusive(build_dir: Path) -> Iterator[None]:
+    """Hold the build directory's lock: two builds never share a tree at once.
+
+    Reentrant within one process (``build`` calls ``prepare``); another process
+    waits, saying so, until the first one is done.
+    """
+    build_dir = build_dir.resolve()
+    if build_dir in _LOCKED:
+        yield
+        return
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"retrace-cpython: waiting for another build in {build_dir} to finish",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        _LOCKED.add(build_dir)
+        try:
+            yield
+        finally:
+            _LOCKED.discard(build_dir)
+
+
 def prepare(
     series: Series,
     source: Source,
@@ -459,6 +495,14 @@ def prepare(
     """Unpack, patch and overlay (incrementally); return the source tree."""
     kind = "vanilla" if vanilla else "retrace"
     build_dir = build_dir or cache_dir() / "build" / f"{source.version}-{kind}"
+    with exclusive(build_dir):
+        return _prepare(series, source, vanilla=vanilla, build_dir=build_dir, steps=steps)
+
+
+def _prepare(
+    series: Series, source: Source, *, vanilla: bool, build_dir: Path, steps: list[str]
+) -> Path:
+    kind = "vanilla" if vanilla else "retrace"
     tree = build_dir / "src"
     stamp = build_dir / "prepared.stamp"
     key = digest_of(
@@ -505,7 +549,23 @@ def build(
     steps: list[str] = []
     kind = "vanilla" if vanilla else "retrace"
     build_dir = build_dir or cache_dir() / "build" / f"{source.version}-{kind}"
-    tree = prepare(series, source, vanilla=vanilla, build_dir=build_dir, steps=steps)
+    with exclusive(build_dir):
+        tree = prepare(series, source, vanilla=vanilla, build_dir=build_dir, steps=steps)
+        return _build(source, vanilla, build_dir, jobs, tree, steps, start, cpu_start)
+
+
+def _build(
+    source: Source,
+    vanilla: bool,
+    build_dir: Path,
+    jobs: int | None,
+    tree: Path,
+    steps: list[str],
+    start: float,
+    cpu_start: Any,
+) -> BuildResult:
+    import time
+
     args = configure_args()
     stamp = build_dir / "configured.stamp"
     wanted = json.dumps(args)

@@ -188,3 +188,33 @@ def _verified_origin(load):
 def test_series_without_patches_cannot_be_applied():
     with pytest.raises(driver.RuntimeBuildError, match="no patches yet"):
         driver.patch_files(driver.load_series("3.14"))
+
+
+def test_build_directory_lock_makes_a_second_build_wait(tmp_path: Path) -> None:
+    build_dir = tmp_path / "build"
+    tool = str(ROOT / "tools/cpython_runtime.py")
+    waiter = "\n".join(
+        [
+            "import sys, importlib.util",
+            "from pathlib import Path",
+            f"spec = importlib.util.spec_from_file_location('d', {tool!r})",
+            "d = importlib.util.module_from_spec(spec)",
+            "sys.modules['d'] = d",
+            "spec.loader.exec_module(d)",
+            f"with d.exclusive(Path({str(build_dir)!r})):",
+            "    print('acquired', flush=True)",
+        ]
+    )
+    with driver.exclusive(build_dir):
+        with driver.exclusive(build_dir):  # reentrant in one process
+            pass
+        proc = subprocess.Popen(
+            [sys.executable, "-c", waiter], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        message = proc.stderr.readline()
+        assert "waiting for another build" in message
+        assert proc.poll() is None, "the second build must wait while the first holds the lock"
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out.strip() == "acquired"
