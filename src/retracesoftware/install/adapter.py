@@ -22,6 +22,7 @@ from typing import Any
 
 from retracesoftware import stream
 from retracesoftware.proxy import ErrorValue, Handle, Loan, MemoryReader
+from retracesoftware.proxy.memory import TupleWriter
 from retracesoftware.proxy.protocol import EventKind
 from retracesoftware.utils import EventLog
 
@@ -36,12 +37,6 @@ __all__ = [
 ]
 
 _CALL = int(EventKind.CALL)
-_RESULT = int(EventKind.RESULT)
-_ERROR = int(EventKind.ERROR)
-_CALLBACK = int(EventKind.CALLBACK)
-_CALLBACK_RETURN = int(EventKind.CALLBACK_RETURN)
-_CALLBACK_ERROR = int(EventKind.CALLBACK_ERROR)
-_END = int(EventKind.END)
 _THREAD = int(EventKind.THREAD)
 
 
@@ -90,7 +85,7 @@ def engine_types() -> stream.TypeRegistry:
     return reg
 
 
-class StreamEventWriter:
+class StreamEventWriter(TupleWriter):
     """A :class:`retracesoftware.proxy.Writer` over a :class:`retracesoftware.stream.Writer`.
 
     Events go first to ``fast_log``, an :class:`~retracesoftware.utils.EventLog` (so the
@@ -138,30 +133,6 @@ class StreamEventWriter:
     def _put(self, event: tuple[Any, ...]) -> None:
         self._log.append(event)
         self.drain()
-
-    def call(self, thread: int, key: str, shape: str, digest: int) -> None:
-        self._put((_CALL, thread, key, shape, digest))
-
-    def result(self, thread: int, value: Any) -> None:
-        self._put((_RESULT, thread, value))
-
-    def error(self, thread: int, error: ErrorValue) -> None:
-        self._put((_ERROR, thread, error))
-
-    def callback(self, thread: int, ref: int, args: tuple[Any, ...], kwargs: dict) -> None:
-        self._put((_CALLBACK, thread, ref, args, kwargs))
-
-    def callback_return(self, thread: int) -> None:
-        self._put((_CALLBACK_RETURN, thread))
-
-    def callback_error(self, thread: int, error: ErrorValue) -> None:
-        self._put((_CALLBACK_ERROR, thread, error))
-
-    def end(self, thread: int) -> None:
-        self._put((_END, thread))
-
-    def thread(self, thread: int, child: int) -> None:
-        self._put((_THREAD, thread, child))
 
     def record(self, tag: str, value: Any, thread: int = 0) -> None:
         """Write an install record ``(tag, value)`` (not an engine event) after the events."""

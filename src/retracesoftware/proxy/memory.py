@@ -23,25 +23,14 @@ _END = int(EventKind.END)
 _THREAD = int(EventKind.THREAD)
 
 
-class MemoryWriter:
-    """A :class:`~retracesoftware.proxy.protocol.Writer` that keeps events in a list."""
+class TupleWriter:
+    """The ``Writer`` event methods, each turned into its event tuple for ``_put``.
 
-    def __init__(self) -> None:
-        self.fast_log: EventLog | None = EventLog()
-
-    @property
-    def events(self) -> tuple[Event, ...]:
-        """Every event written so far."""
-        assert self.fast_log is not None
-        return self.fast_log.events
-
-    def reader(self) -> MemoryReader:
-        """A reader over a snapshot of the events written so far."""
-        return MemoryReader(self.events)
+    Subclasses decide where the tuples go by defining ``_put(event)``.
+    """
 
     def _put(self, event: Event) -> None:
-        assert self.fast_log is not None
-        self.fast_log.append(event)
+        raise NotImplementedError
 
     def call(self, thread: int, key: str, shape: str, digest: int) -> None:
         self._put((_CALL, thread, key, shape, digest))
@@ -66,6 +55,27 @@ class MemoryWriter:
 
     def thread(self, thread: int, child: int) -> None:
         self._put((_THREAD, thread, child))
+
+
+class MemoryWriter(TupleWriter):
+    """A :class:`~retracesoftware.proxy.protocol.Writer` that keeps events in a list."""
+
+    def __init__(self) -> None:
+        self.fast_log: EventLog | None = EventLog()
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """Every event written so far."""
+        assert self.fast_log is not None
+        return self.fast_log.events
+
+    def reader(self) -> MemoryReader:
+        """A reader over a snapshot of the events written so far."""
+        return MemoryReader(self.events)
+
+    def _put(self, event: Event) -> None:
+        assert self.fast_log is not None
+        self.fast_log.append(event)
 
 
 class MemoryReader:
