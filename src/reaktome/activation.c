@@ -404,6 +404,30 @@ rk_base_method(PyTypeObject *base, const char *name)
     return PyObject_GetAttrString((PyObject *)base, name);
 }
 
+int
+rk_load_base_methods(PyTypeObject *base, const rk_method_ref *refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *refs[i].slot = rk_base_method(base, refs[i].name);
+        if (*refs[i].slot == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+rk_add_function(PyObject *m, PyMethodDef *def)
+{
+    PyObject *func = PyCFunction_NewEx(def, NULL, NULL);
+    if (func == NULL) {
+        return -1;
+    }
+    int rc = PyModule_AddObjectRef(m, def->ml_name, func);
+    Py_DECREF(func);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- shadows */
 
 static PyObject *

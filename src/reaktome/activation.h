@@ -102,6 +102,21 @@ PyObject *rk_call_base(PyObject *descr, PyObject *self, PyObject *const *args, s
 /* Method descriptor `name` of a builtin type (new reference). */
 PyObject *rk_base_method(PyTypeObject *base, const char *name);
 
+/* Number of elements of a C array. */
+#define RK_COUNT(array) (sizeof(array) / sizeof((array)[0]))
+
+/* A base-type method a shadow's trampoline calls: where to keep it, its name. */
+typedef struct {
+    PyObject **slot;
+    const char *name;
+} rk_method_ref;
+
+/* Fill every `refs[i].slot` with the method descriptor of `base`; -1 on error. */
+int rk_load_base_methods(PyTypeObject *base, const rk_method_ref *refs, size_t n);
+
+/* Add the module-level function `def` to module `m`; -1 on error. */
+int rk_add_function(PyObject *m, PyMethodDef *def);
+
 /* Shadow types: a private, non-subclassable heap subtype of a builtin
  * container whose slots and methods are the trampolines.  A patched instance
  * has its ob_type switched to the shadow; every other instance is untouched. */

@@ -383,19 +383,13 @@ reaktome_patch_dict(PyObject *m)
         base_ass_subscript = PyDict_Type.tp_as_mapping->mp_ass_subscript;
         base_inplace_or = PyDict_Type.tp_as_number->nb_inplace_or;
         base_init = PyDict_Type.tp_init;
-        struct {
-            PyObject **slot;
-            const char *name;
-        } methods[] = {{&base_copy, "copy"},
+        const rk_method_ref methods[] = {{&base_copy, "copy"},
                        {&base_update, "update"},
                        {&base_setdefault, "setdefault"},
                        {&base_pop, "pop"},       {&base_popitem, "popitem"},
                        {&base_clear, "clear"}};
-        for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-            *methods[i].slot = rk_base_method(&PyDict_Type, methods[i].name);
-            if (*methods[i].slot == NULL) {
-                return -1;
-            }
+        if (rk_load_base_methods(&PyDict_Type, methods, RK_COUNT(methods)) < 0) {
+            return -1;
         }
         PyType_Slot slots[] = {
             {Py_tp_dealloc, (void *)rk_shadow_dealloc},
@@ -412,11 +406,5 @@ reaktome_patch_dict(PyObject *m)
             return -1;
         }
     }
-    PyObject *func = PyCFunction_NewEx(&patch_dict_def, NULL, NULL);
-    if (func == NULL) {
-        return -1;
-    }
-    int rc = PyModule_AddObjectRef(m, "patch_dict", func);
-    Py_DECREF(func);
-    return rc;
+    return rk_add_function(m, &patch_dict_def);
 }

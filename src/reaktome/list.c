@@ -340,6 +340,25 @@ rk_list_clear(PyObject *self, PyObject *Py_UNUSED(ignored))
     return res;
 }
 
+/* After a whole-list operation: report the positions whose element differs from
+ * the snapshot `old` (stolen), keeping any exception the operation set. */
+static void
+report_reordered(PyObject *self, PyObject *old)
+{
+    rk_saved_exc saved;
+    rk_exc_save(&saved);
+    PyObject *now = PyList_AsTuple(self);
+    if (now == NULL) {
+        PyErr_WriteUnraisable(self);
+    }
+    else {
+        fire_replace(self, 0, old, now, 1);
+        Py_DECREF(now);
+    }
+    Py_DECREF(old);
+    rk_exc_restore(&saved);
+}
+
 /* Run a whole-list operation and report the positions whose element changed,
  * also when the operation fails halfway (the list may still have changed). */
 static PyObject *
@@ -354,18 +373,7 @@ reorder_hooked(PyObject *self, PyObject *descr, PyObject *const *args, size_t na
         return NULL;
     }
     PyObject *res = rk_call_base(descr, self, args, nargsf, kwnames);
-    rk_saved_exc saved;
-    rk_exc_save(&saved);
-    PyObject *now = PyList_AsTuple(self);
-    if (now == NULL) {
-        PyErr_WriteUnraisable(self);
-    }
-    else {
-        fire_replace(self, 0, old, now, 1);
-        Py_DECREF(now);
-    }
-    Py_DECREF(old);
-    rk_exc_restore(&saved);
+    report_reordered(self, old);
     return res;
 }
 
@@ -398,18 +406,7 @@ rk_list_init(PyObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     int rc = base_init(self, args, kwds);
-    rk_saved_exc saved;
-    rk_exc_save(&saved);
-    PyObject *now = PyList_AsTuple(self);
-    if (now == NULL) {
-        PyErr_WriteUnraisable(self);
-    }
-    else {
-        fire_replace(self, 0, old, now, 1);
-        Py_DECREF(now);
-    }
-    Py_DECREF(old);
-    rk_exc_restore(&saved);
+    report_reordered(self, old);
     return rc;
 }
 
@@ -477,18 +474,12 @@ reaktome_patch_list(PyObject *m)
         base_inplace_repeat = PyList_Type.tp_as_sequence->sq_inplace_repeat;
         base_inplace_concat = PyList_Type.tp_as_sequence->sq_inplace_concat;
         base_init = PyList_Type.tp_init;
-        struct {
-            PyObject **slot;
-            const char *name;
-        } methods[] = {{&base_copy, "copy"},   {&base_extend, "extend"},
+        const rk_method_ref methods[] = {{&base_copy, "copy"},   {&base_extend, "extend"},
                        {&base_pop, "pop"},     {&base_remove, "remove"},
                        {&base_clear, "clear"}, {&base_sort, "sort"},
                        {&base_reverse, "reverse"}};
-        for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-            *methods[i].slot = rk_base_method(&PyList_Type, methods[i].name);
-            if (*methods[i].slot == NULL) {
-                return -1;
-            }
+        if (rk_load_base_methods(&PyList_Type, methods, RK_COUNT(methods)) < 0) {
+            return -1;
         }
         PyType_Slot slots[] = {
             {Py_tp_dealloc, (void *)rk_shadow_dealloc},
@@ -507,11 +498,5 @@ reaktome_patch_list(PyObject *m)
             return -1;
         }
     }
-    PyObject *func = PyCFunction_NewEx(&patch_list_def, NULL, NULL);
-    if (func == NULL) {
-        return -1;
-    }
-    int rc = PyModule_AddObjectRef(m, "patch_list", func);
-    Py_DECREF(func);
-    return rc;
+    return rk_add_function(m, &patch_list_def);
 }

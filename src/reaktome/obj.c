@@ -520,11 +520,5 @@ reaktome_patch_obj(PyObject *m)
             return -1;
         }
     }
-    PyObject *func = PyCFunction_NewEx(&patch_obj_def, NULL, NULL);
-    if (func == NULL) {
-        return -1;
-    }
-    int rc = PyModule_AddObjectRef(m, "patch_obj", func);
-    Py_DECREF(func);
-    return rc;
+    return rk_add_function(m, &patch_obj_def);
 }

@@ -444,10 +444,7 @@ reaktome_patch_set(PyObject *m)
 {
     if (rk_set_shadow == NULL) {
         base_init = PySet_Type.tp_init;
-        struct {
-            PyObject **slot;
-            const char *name;
-        } methods[] = {{&base_copy, "copy"}, {&base_update, "update"},
+        const rk_method_ref methods[] = {{&base_copy, "copy"}, {&base_update, "update"},
                        {&base_difference_update, "difference_update"},
                        {&base_discard, "discard"},
                        {&base_remove, "remove"},
@@ -455,11 +452,8 @@ reaktome_patch_set(PyObject *m)
                        {&base_clear, "clear"},
                        {&base_intersection_update, "intersection_update"},
                        {&base_symmetric_difference_update, "symmetric_difference_update"}};
-        for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-            *methods[i].slot = rk_base_method(&PySet_Type, methods[i].name);
-            if (*methods[i].slot == NULL) {
-                return -1;
-            }
+        if (rk_load_base_methods(&PySet_Type, methods, RK_COUNT(methods)) < 0) {
+            return -1;
         }
         PyType_Slot slots[] = {
             {Py_tp_dealloc, (void *)rk_shadow_dealloc},
@@ -479,11 +473,5 @@ reaktome_patch_set(PyObject *m)
             return -1;
         }
     }
-    PyObject *func = PyCFunction_NewEx(&patch_set_def, NULL, NULL);
-    if (func == NULL) {
-        return -1;
-    }
-    int rc = PyModule_AddObjectRef(m, "patch_set", func);
-    Py_DECREF(func);
-    return rc;
+    return rk_add_function(m, &patch_set_def);
 }
