@@ -117,6 +117,10 @@ def test_process_and_environment(retrace: Run, tmp_path: Path) -> None:
         print(os.getpid(), os.getppid(), socket.gethostname(), os.getcwd(), os.cpu_count())
         print(os.uname().nodename, platform.uname().release, os.times().elapsed)
         print(os.environ.get("RT_COLOUR"), os.getenv("RT_ONLY_IN_RECORD"), sys.argv[1:])
+        import threading
+        worker = threading.Thread(target=lambda: print(threading.get_native_id()))
+        worker.start(); worker.join()
+        print(threading.get_native_id(), worker.native_id)
         """,
         args=("a", "b c"),
         env={"RT_COLOUR": "blue", "RT_ONLY_IN_RECORD": "yes"},
