@@ -24,7 +24,7 @@ from typing import Any
 from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
 
-from . import stdio
+from . import network, stdio
 from .config import Config, ConfigError, ModuleConfig
 
 __all__ = ["Installation", "install"]
@@ -131,6 +131,10 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "stdin": _stdin,
     "datetime-now": _datetime_now,
     "thread-start": _thread_start,
+    "socket": network.socket_adapter,
+    "ssl": network.ssl_adapter,
+    "selectors": network.selectors_adapter,
+    "socketserver": network.socketserver_adapter,
 }
 
 
