@@ -1,7 +1,8 @@
 """A small program whose output depends on the outside world.
 
 It reads the clock, draws random numbers, reads a data file, asks for its process id, host name
-and an environment variable, starts worker threads and appends to a log file.  Run it twice and
+and an environment variable, starts worker threads, serves HTTP on an ephemeral local port and
+queries that server with ``urllib`` from a thread, and appends to a log file.  Run it twice and
 the output differs; record it once with ``retrace record`` and every replay prints exactly the
 recorded output, even after the data file has changed.
 
@@ -12,13 +13,40 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import http.server
+import json
 import os
 import random
 import socket
 import sys
 import threading
 import time
+import urllib.request
 import uuid
+
+
+class QuoteHandler(http.server.BaseHTTPRequestHandler):
+    """Answers ``GET /quote`` with a random price and the server's clock."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
+        body = json.dumps(
+            {"path": self.path, "price": round(random.uniform(10, 20), 4), "at": time.time()}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        pass  # keep the demo's output short
+
+
+def fetch(url: str, out: list[str]) -> None:
+    """Query the local server from a thread."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        quote = json.loads(response.read())
+    out.append(f"http:       GET {quote['path']} -> {response.status}, price {quote['price']}")
 
 
 def worker(n: int, results: dict[int, str], lock: threading.Lock) -> None:
@@ -57,6 +85,20 @@ def main(argv: list[str]) -> int:
         t.join()
     for n in sorted(results):
         print(results[n])
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), QuoteHandler)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    fetched: list[str] = []
+    port = server.server_address[1]
+    client = threading.Thread(target=fetch, args=(f"http://127.0.0.1:{port}/quote", fetched))
+    client.start()
+    client.join()
+    server.shutdown()
+    server.server_close()
+    serving.join()
+    print(f"server:     listening on an ephemeral port ({port})")
+    print(*fetched, sep="\n")
 
     log_path = data_path + ".log"
     with open(log_path, "a", encoding="utf-8") as log:

@@ -49,7 +49,10 @@ def run(workdir: Path) -> int:
     print(rec.stdout + rec.stderr, end="")
     print(f"(exit status {rec.returncode})\n")
 
-    print("== 2. change the world: new data file contents, different environment, time passes")
+    print(
+        "== 2. change the world: new data file contents, different environment, time passes;"
+        " the HTTP server the program started is gone"
+    )
     data.write_text("the file was rewritten after recording\n", encoding="utf-8")
     env["DEMO_GREETING"] = "this value is not seen by the replay"
     plain = subprocess.run(
