@@ -28,7 +28,7 @@ import uuid
 class QuoteHandler(http.server.BaseHTTPRequestHandler):
     """Answers ``GET /quote`` with a random price and the server's clock."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
+    def do_GET(self) -> None:
         body = json.dumps(
             {"path": self.path, "price": round(random.uniform(10, 20), 4), "at": time.time()}
         ).encode()
@@ -38,7 +38,7 @@ class QuoteHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep the demo's output short
 
 

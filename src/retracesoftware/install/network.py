@@ -158,10 +158,13 @@ def ssl_adapter(install: Installation) -> None:
         install._set_type(owner, "read", _buffered_read(original))
 
 
+_len = len  # ``read`` below has a parameter called ``len`` (the stdlib's signature)
+
+
 def _buffered_read(original: Any) -> Any:
     """``read(len, buffer)`` that reads through ``read(len)`` and copies into *buffer*."""
 
-    def read(self: Any, len: int = 1024, buffer: Any = None) -> Any:  # noqa: A002 - stdlib name
+    def read(self: Any, len: int = 1024, buffer: Any = None) -> Any:
         if buffer is None:
             return original(self, len)
         view = _writable_view(buffer)
@@ -169,8 +172,8 @@ def _buffered_read(original: Any) -> Any:
         data = original(self, size)
         if not data:
             return 0
-        view[: data.__len__()] = data
-        return data.__len__()
+        view[: _len(data)] = data
+        return _len(data)
 
     read.__name__ = "read"
     read.__qualname__ = getattr(original, "__qualname__", "read")
