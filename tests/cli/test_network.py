@@ -365,3 +365,12 @@ def test_demo_with_http_server_replays_identically(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "IDENTICAL" in done.stdout
     assert done.stdout.count("http:       GET /quote -> 200") == 3  # record, plain run, replay
+
+
+def test_mismatch_with_a_server_thread_is_reported_not_hung(retrace: Run, tmp_path: Path) -> None:
+    script = write(tmp_path / "prog.py", HTTP_IN_THREAD)
+    assert retrace("record", "-o", "h.retrace", "--", str(script)).returncode == 0
+    write(script, HTTP_IN_THREAD.replace("/item/{i}", "/other/{i}"))  # asks for other pages
+    rep = retrace("replay", "h.retrace")  # the fixture's 60 s timeout catches a hang
+    assert rep.returncode == exitcodes.DIVERGED, rep.stderr
+    assert rep.stderr.splitlines()[-1].startswith("retrace: replay diverged (values)")
