@@ -120,3 +120,51 @@ asyncio.run(main())
 def test_datagram_endpoints(retrace: Run, tmp_path: Path, audited) -> None:
     rec, _ = record_replay(retrace, tmp_path, audited, DATAGRAMS)
     assert "HELLO UDP" in rec.stdout
+
+
+THREADS = """
+import asyncio, socket, threading
+
+def work(i):
+    return i * i + len(socket.gethostbyname("localhost"))
+
+async def spin(out):
+    for i in range(2000):
+        await asyncio.sleep(0)
+        out.append(i)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    seen = []
+
+    def worker():
+        for i in range(5):
+            loop.call_soon_threadsafe(seen.append, i)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    spins = 0
+    while len(seen) < 5:
+        await asyncio.sleep(0)
+        spins += 1
+    thread.join()
+    print("threadsafe:", seen, spins > 0)
+    out = []
+    spinner = asyncio.create_task(spin(out))
+    results = []
+    for i in range(3):  # one job at a time: the executor's single worker runs each
+        results.append(await asyncio.to_thread(work, i))
+        results.append(len(out))  # how far the spinner got when the job's result arrived
+    info = await loop.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+    await spinner
+    print(results, len(info) > 0)
+
+asyncio.run(main())
+"""
+
+
+def test_callbacks_from_other_threads(retrace: Run, tmp_path: Path, audited) -> None:
+    rec, _ = record_replay(retrace, tmp_path, audited, THREADS)
+    assert "threadsafe: [0, 1, 2, 3, 4]" in rec.stdout
+    events = retrace("inspect", "net.retrace")
+    assert "asyncio.threadsafe_callbacks" in events.stdout

@@ -53,7 +53,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "modules"
 CONFIG_PATH_VAR = "RETRACE_CONFIG_PATH"
 #: Names of the built-in adapters a ``[modules.X] adapters`` list may use.
 ADAPTERS = frozenset({"datetime-now", "stdin", "thread-start"})
-ADAPTERS |= {"socket", "selectors", "ssl", "socketserver"}  # network.py
+ADAPTERS |= {"socket", "selectors", "ssl", "socketserver", "asyncio"}  # network, eventloop
 
 DEFAULT_REDACT = (
     "*TOKEN*",

@@ -24,7 +24,7 @@ from typing import Any
 from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
 
-from . import network, stdio
+from . import eventloop, network, stdio
 from .config import Config, ConfigError, ModuleConfig
 
 __all__ = ["Installation", "install"]
@@ -135,6 +135,7 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "ssl": network.ssl_adapter,
     "selectors": network.selectors_adapter,
     "socketserver": network.socketserver_adapter,
+    "asyncio": eventloop.asyncio_adapter,
 }
 
 
