@@ -100,8 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.recording is None:
             if tail is not None:
                 parser.error("a program after `--` needs `record` or `--recording FILE`")
-            parser.print_help()
-            return exitcodes.OK
+            parser.print_usage(sys.stderr)
+            print(
+                "retrace: no command given: try `retrace record -- script.py` or `retrace --help`",
+                file=sys.stderr,
+            )
+            return exitcodes.USAGE
         if not tail:
             parser.error("--recording FILE needs a program after `--`")
         return cli.record(parser, args.recording, tail, [], argv=args_list)
