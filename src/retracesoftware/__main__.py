@@ -75,6 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("file", metavar="FILE", help="the recording")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    tst = sub.add_parser(
+        "test",
+        help="run a pytest suite, each test recorded and then replayed",
+        description="Run pytest in this interpreter with the arguments after `--`; each test "
+        "is recorded, then replayed at once, and every test whose replay diverges from its "
+        "recording is reported (as a failure, and in a summary). Exits with pytest's status.",
+    )
+    tst.add_argument(
+        "--config",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a directory of extra patch configuration files (*.toml); repeatable",
+    )
+    tst.add_argument(
+        "--report-only",
+        action="store_true",
+        help="list divergent tests in the summary only, without failing them",
+    )
+    tst.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS", help="pytest's arguments"
+    )
+
     hook_epilog = (
         "With the hook enabled, `RETRACE_RECORDING=out.retrace python app.py` records app.py "
         "into out.retrace (replay it with `retrace replay out.retrace`); without the variable "
@@ -147,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import cli
 
         return cli.record(parser, args.output, program, args.config, argv=args_list)
+    if args.command == "test":
+        from .testing import TestRunner
+
+        pytest_args = [*args.pytest_args, *(tail or [])]
+        runner = TestRunner(pytest_args, config_dirs=args.config, fail=not args.report_only)
+        return runner.run().exit_code
     if tail is not None:
         parser.error(f"{args.command} takes no program after `--`")
     if args.command in ("enable-hook", "disable-hook", "hook-status"):
