@@ -223,8 +223,9 @@ class RetracePlugin:
         tr = terminalreporter
         diverged = [r for r in self.results if r.divergence is not None]
         tr.write_sep("=", "retrace: record and replay")
+        events = sum(r.events for r in self.results)
         tr.write_line(
-            f"{len(self.results)} tests recorded and replayed: "
+            f"{len(self.results)} tests recorded ({events} events) and replayed: "
             f"{len(self.results) - len(diverged)} identical, {len(diverged)} diverged"
         )
         for result in diverged:
