@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 import re
 import shutil
@@ -149,6 +150,8 @@ class RetracePlugin:
         """One run of the item: pytest's machinery outside the sandbox, the test's code in it."""
         assert self.installation is not None
         with self.installation.system.gate.scope(_DISABLED, 0):
+            # garbage left by earlier tests is finalized now, not at a random point of the run
+            gc.collect()
             self._fresh_tmp(item)
             item._report_sections = []  # captured output of this run only
             return runtestprotocol(item, log=False, nextitem=None)
@@ -196,6 +199,10 @@ class RetracePlugin:
             replayed = system.replay(writer.reader(), self._run, item)
         except ReplayDivergence as exc:
             divergence = str(exc)
+        except pytest.exit.Exception:
+            raise
+        except Exception as exc:  # the engine could not replay the test at all
+            divergence = f"replay failed: {type(exc).__name__}: {exc}"
         else:
             divergence = compare(recorded, replayed)
         outcome = _outcome(recorded)
