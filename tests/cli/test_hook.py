@@ -306,6 +306,27 @@ def test_bad_value_and_unrecordable_processes(enabled: Venv, tmp_path: Path) -> 
     )
     assert own.returncode == 0
     assert not (tmp_path / "o").exists()
+    script = enabled.root / "bin" / "retrace"  # as pip writes the console script
+    script.write_text(
+        f"#!{enabled.python}\nimport sys\nfrom retracesoftware.__main__ import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    try:
+        full = {k: v for k, v in os.environ.items() if not k.startswith(("RETRACE", "PYTHON"))}
+        console = subprocess.run(
+            [str(script), "hook-status"],
+            cwd=tmp_path,
+            env={**full, "RETRACE_RECORDING": "o"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        script.unlink()
+    assert (console.returncode, console.stdout.strip()) == (0, f"hook enabled: {enabled.pth}")
+    assert not (tmp_path / "o").exists()
     # a recording that cannot be written stops with the usual message
     cannot = enabled.run(
         "-c", "print(1)", cwd=tmp_path, env={"RETRACE_RECORDING": "no/such/dir/r.retrace"}
