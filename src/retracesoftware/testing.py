@@ -33,7 +33,7 @@ import pytest
 from _pytest.reports import TestReport
 from _pytest.runner import runtestprotocol
 
-from .install import Installation, install, load_config
+from .install import Config, ConfigError, Installation, install, load_config
 from .proxy import MemoryWriter, ReplayDivergence
 from .utils import GateState
 
@@ -128,6 +128,7 @@ class RetracePlugin:
         self.installation: Installation | None = None
         self.item_tmp: Path | None = None  # the current item's tmp_path (same in both runs)
         self._tmp_root: Path | None = None
+        self._config: Config | None = None  # read by pytest_configure
 
     @contextlib.contextmanager
     def _inside(self) -> Iterator[None]:
@@ -171,13 +172,23 @@ class RetracePlugin:
         with self._inside():
             return (yield)
 
+    def pytest_configure(self, config: pytest.Config) -> None:
+        """Read the patch configuration now: an invalid one is a usage error, not a crash."""
+        try:
+            self._config = load_config(self.config_dirs)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"retrace: invalid configuration: {exc}") from None
+        for mod in self._config.modules.values():
+            # pytest owns sys.stdin (its capture replaces it); tests never read a terminal
+            mod.adapters = [a for a in mod.adapters if a != "stdin"]
+
     def _install(self) -> Installation:
+        """Patch the interpreter at the first test: after collection, so that the aliases test
+        modules made (``from time import time``) are patched too."""
         if self.installation is None:
-            config = load_config(self.config_dirs)
-            for mod in config.modules.values():
-                # pytest owns sys.stdin (its capture replaces it); tests never read a terminal
-                mod.adapters = [a for a in mod.adapters if a != "stdin"]
-            self.installation = install(config)
+            if self._config is None:
+                raise RuntimeError("the Retrace plugin was not configured by pytest")
+            self.installation = install(self._config)
         return self.installation
 
     @pytest.hookimpl(tryfirst=True)

@@ -135,3 +135,17 @@ def test_usage_error_without_pytest(tmp_path: Path) -> None:
     out = run("-m", "retracesoftware", "test", "--", "--no-such-pytest-option", cwd=tmp_path)
     assert out.returncode == 4  # pytest.ExitCode.USAGE_ERROR: the status is pytest's
     assert "Traceback" not in out.stderr
+
+
+def test_invalid_configuration_is_a_usage_error(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "bad.toml").write_text("[modules.time]\nfuntions = ['time']\n", encoding="utf-8")
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n", encoding="utf-8")
+    out = run(
+        "-m", "retracesoftware", "test", "--config", str(conf), "--", *PYTEST, ".", cwd=tmp_path
+    )
+    assert out.returncode == 4  # pytest.ExitCode.USAGE_ERROR
+    assert "retrace: invalid configuration" in out.stderr
+    assert "'funtions'" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
