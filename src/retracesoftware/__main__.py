@@ -171,7 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cli.record(parser, args.output, program, args.config, argv=args_list)
     if args.command == "test":
-        from .testing import TestRunner
+        try:
+            from .testing import TestRunner
+        except ImportError as exc:
+            if exc.name not in ("pytest", "_pytest"):
+                raise
+            print("retrace: `retrace test` needs pytest: pip install pytest", file=sys.stderr)
+            return exitcodes.USAGE
 
         pytest_args = [*args.pytest_args, *(tail or [])]
         runner = TestRunner(pytest_args, config_dirs=args.config, fail=not args.report_only)

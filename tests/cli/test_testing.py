@@ -149,3 +149,14 @@ def test_invalid_configuration_is_a_usage_error(tmp_path: Path) -> None:
     assert "retrace: invalid configuration" in out.stderr
     assert "'funtions'" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_without_pytest_installed(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"
+        "from retracesoftware.__main__ import main\n"
+        "sys.exit(main(['test', '--', '-q']))\n"
+    )
+    out = run("-c", code, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "retrace: `retrace test` needs pytest: pip install pytest"
