@@ -47,9 +47,10 @@ _SCHEMA = 1
 
 #: Interpreter options that take a value (in the same argument or the next one).
 _WITH_VALUE = "WX"
-#: Options not passed on to the re-executed interpreter: they would make it ignore the
-#: ``PYTHONHASHSEED`` Retrace sets (the recorded program must run with a known seed).
-_DROPPED = ("-E", "-I")
+#: Options replaced for the re-executed interpreter: ``-E`` and ``-I`` would make it ignore the
+#: ``PYTHONHASHSEED`` Retrace sets (the recorded program must run with a known seed); ``-I``
+#: keeps its other effects (no user site-packages, no unsafe ``sys.path`` entry).
+_REPLACED = {"-E": (), "-I": ("-s", "-P")}
 
 _started = False
 
@@ -317,7 +318,7 @@ def start() -> None:
         # retrace record would re-execute once more to fix the seed: choose it here instead
         env["PYTHONHASHSEED"] = str(int.from_bytes(os.urandom(4), "little"))
         env[hashseed._MARK] = "1"
-    kept = [opt for opt in options if opt not in _DROPPED]
+    kept = [out for opt in options for out in _REPLACED.get(opt, (opt,))]
     command = [sys.executable, *kept, "-m", "retracesoftware", "record", "-o", path]
     try:
         os.execve(sys.executable, [*command, "--", *program], env)

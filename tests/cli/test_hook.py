@@ -239,6 +239,7 @@ def test_recording_through_the_hook_replays(enabled: Venv, tmp_path: Path) -> No
     [
         (["-X", "dev", "-Wdefault", "-m", "prog", "m1"], ["-m", "prog", "m1"]),
         (["-B", "-c", "import prog", "c1"], ["-c", "import prog", "c1"]),
+        (["-I", "prog.py", "i1"], ["prog.py", "i1"]),
     ],
 )
 def test_module_and_code_programs(
