@@ -21,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import linecache
 import os
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -153,21 +155,28 @@ class RetracePlugin:
         with self.installation.system.gate.scope(_DISABLED, 0):
             # garbage left by earlier tests is finalized now, not at a random point of the run
             gc.collect()
+            # both runs start with the same source-line cache (tracebacks, doctest, inspect
+            # fill it with os.stat calls that would otherwise happen in the first run only)
+            linecache.clearcache()
             self._fresh_tmp(item)
             item._report_sections = []  # captured output of this run only
             return runtestprotocol(item, log=False, nextitem=None)
 
-    @pytest.hookimpl(wrapper=True)
+    # The innermost wrappers (trylast): other plugins' wrappers (capture, logging...) stay
+    # outside the sandbox; what runs inside is the fixture functions, the test itself (any kind
+    # of item) and the teardown of its fixtures.
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, Any]:
         with self._inside():
             return (yield)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_pyfunc_call(self, pyfuncitem: Any) -> Generator[None, Any, Any]:
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: Any) -> Generator[None, Any, Any]:
         with self._inside():
             return (yield)
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_teardown(self, item: Any, nextitem: Any) -> Generator[None, Any, Any]:
         with self._inside():
             return (yield)
@@ -197,8 +206,12 @@ class RetracePlugin:
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         if self._tmp_root is None:
-            factory = item.config._tmp_path_factory  # type: ignore[attr-defined]
-            self._tmp_root = factory.mktemp("retrace", numbered=True)
+            factory = getattr(item.config, "_tmp_path_factory", None)  # None: -p no:tmpdir
+            self._tmp_root = (
+                Path(tempfile.mkdtemp(prefix="retrace-tests-"))
+                if factory is None
+                else factory.mktemp("retrace", numbered=True)
+            )
         name = re.sub(r"[\W]", "_", item.name)[:30]
         self.item_tmp = self._tmp_root / f"{len(self.results)}-{name}"
         writer = MemoryWriter()
