@@ -74,6 +74,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ins.add_argument("file", metavar="FILE", help="the recording")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    tst = sub.add_parser(
+        "test",
+        help="run a pytest suite, each test recorded and then replayed",
+        description="Run pytest in this interpreter with the arguments after `--`; each test "
+        "is recorded, then replayed at once, and every test whose replay diverges from its "
+        "recording is reported (as a failure, and in a summary). Exits with pytest's status.",
+    )
+    tst.add_argument(
+        "--config",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a directory of extra patch configuration files (*.toml); repeatable",
+    )
+    tst.add_argument(
+        "--report-only",
+        action="store_true",
+        help="list divergent tests in the summary only, without failing them",
+    )
+    tst.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS", help="pytest's arguments"
+    )
+
+    hook_epilog = (
+        "With the hook enabled, `RETRACE_RECORDING=out.retrace python app.py` records app.py "
+        "into out.retrace (replay it with `retrace replay out.retrace`); without the variable "
+        "the hook does nothing and imports nothing. Only the process started with the "
+        "variable records: it is removed from the environment its children see. Put %p in "
+        "the value (replaced by the process id) to record every Python process that inherits "
+        "it into its own file; %% is a literal %."
+    )
+    for name, text, description in (
+        (
+            "enable-hook",
+            "record programs started with RETRACE_RECORDING=FILE set",
+            "Install a hook (a .pth file) into the site-packages of the active environment "
+            "so that any Python program it runs is recorded when RETRACE_RECORDING=FILE is "
+            "set. Running it again is harmless.",
+        ),
+        (
+            "disable-hook",
+            "remove the hook installed by enable-hook",
+            "Remove the hook file from the site-packages of the active environment.",
+        ),
+        (
+            "hook-status",
+            "say whether the hook is enabled and where it lives",
+            "Print where the hook file lives; exit 0 if it is enabled, 1 if not.",
+        ),
+    ):
+        sub.add_parser(name, help=text, description=description, epilog=hook_epilog)
     return parser
 
 
@@ -94,16 +146,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "record" and args.program:
         args = parser.parse_args(args_list)  # the program came before any `--`
         tail = None
-    from . import cli  # heavy imports only when a command runs
-
     if args.command is None:
         if args.recording is None:
             if tail is not None:
                 parser.error("a program after `--` needs `record` or `--recording FILE`")
-            parser.print_help()
-            return exitcodes.OK
+            parser.print_usage(sys.stderr)
+            print(
+                "retrace: no command given: try `retrace record -- script.py` or `retrace --help`",
+                file=sys.stderr,
+            )
+            return exitcodes.USAGE
         if not tail:
             parser.error("--recording FILE needs a program after `--`")
+        from . import cli  # heavy imports only when a command runs
+
         return cli.record(parser, args.recording, tail, [], argv=args_list)
     if args.recording is not None:
         parser.error("--recording cannot be combined with a command")
@@ -111,9 +167,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         program = tail if tail is not None else args.program
         if not program:
             parser.error("record needs a program: retrace record [-o FILE] -- PROGRAM [ARGS...]")
+        from . import cli
+
         return cli.record(parser, args.output, program, args.config, argv=args_list)
+    if args.command == "test":
+        try:
+            from .testing import TestRunner
+        except ImportError as exc:
+            if exc.name not in ("pytest", "_pytest"):
+                raise
+            print("retrace: `retrace test` needs pytest: pip install pytest", file=sys.stderr)
+            return exitcodes.USAGE
+
+        pytest_args = [*args.pytest_args, *(tail or [])]
+        runner = TestRunner(pytest_args, config_dirs=args.config, fail=not args.report_only)
+        return runner.run().exit_code
     if tail is not None:
         parser.error(f"{args.command} takes no program after `--`")
+    if args.command in ("enable-hook", "disable-hook", "hook-status"):
+        from . import hook
+
+        return hook.command(args.command)
+    from . import cli
+
     if args.command == "replay":
         return cli.replay(args.file, args.config, argv=args_list)
     return cli.inspect(args.file, as_json=args.json)

@@ -189,6 +189,7 @@ def test_invalid_config(retrace: Run, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args, phrase",
     [
+        ([], "no command given"),
         (["record"], "record needs a program"),
         (["record", "-o", "x", "--"], "record needs a program"),
         (["--recording", "x"], "needs a program after `--`"),
@@ -225,6 +226,7 @@ CLI_MESSAGES = [
     "record needs a program",
     "needs a program after",
     "takes no program",
+    "no command given",
 ]
 INSTALL_MESSAGES = [
     "cannot find the program",

@@ -207,8 +207,7 @@ class Installation:
         original = cls.__dict__.get(name, _MISSING)
         set_type_attribute(cls, name, value)
         if cls.__dict__.get(name) is not value:
-            # Python 3.13 keeps the dicts of some static extension types (datetime) out of
-            # reach of setattr: the assignment has no effect there.
+            # An interpreter that ignores the assignment: reported, never silently lost.
             self.unavailable.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
             return False
         self._undo.append((cls, name, original))

@@ -89,13 +89,15 @@ _MISSING = object()
 def set_type_attribute(cls: type, name: str, value: Any = _MISSING) -> None:
     """Set (or, without *value*, delete) ``cls.name`` even when *cls* is an immutable type.
 
-    The immutable-type flag is lifted for the duration of the assignment only.
+    The immutable-type flag is lifted for the duration of the assignment only.  Where the
+    interpreter keeps a static type's dict per interpreter (the ``datetime`` classes from
+    Python 3.13) the dict that lookups use is changed, not the unused ``tp_dict``; special
+    (``__dunder__``) names raise :class:`TypeError` there.
     """
-    with WithoutFlags(cls, TPFLAGS_IMMUTABLETYPE):
-        if value is _MISSING:
-            delattr(cls, name)
-        else:
-            setattr(cls, name, value)
+    if value is _MISSING:
+        _utils.set_type_attribute(cls, name)
+    else:
+        _utils.set_type_attribute(cls, name, value)
 
 
 @contextmanager

@@ -1893,7 +1893,59 @@ int collect_types(PyTypeObject *type, std::vector<PyTypeObject *> &out) {
     return 0;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+// Set or delete name in the dict attribute lookups really use when it is not tp_dict: from
+// 3.13 the static types of extension modules (datetime...) keep their dict per interpreter
+// and setattr would write to a fresh tp_dict that no lookup reads.  Returns 1 when done
+// there, 0 when tp_dict is the real dict (use setattr), -1 with an exception set.
+int set_in_interpreter_dict(PyTypeObject *type, PyObject *name, PyObject *value) {
+    PyObject *dict = PyType_GetDict(type);
+    if (dict == nullptr) {
+        if (PyErr_Occurred()) return -1;
+        return 0;
+    }
+    if (dict == type->tp_dict) {
+        Py_DECREF(dict);
+        return 0;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(name);
+    if (len > 4 && PyUnicode_READ_CHAR(name, 0) == '_' && PyUnicode_READ_CHAR(name, 1) == '_' &&
+        PyUnicode_READ_CHAR(name, len - 1) == '_' && PyUnicode_READ_CHAR(name, len - 2) == '_') {
+        // a special method would also need the type's slot updated, which has no public API
+        Py_DECREF(dict);
+        PyErr_Format(PyExc_TypeError,
+                     "cannot set the special attribute %R of %.200s on this Python (its type "
+                     "dict is per interpreter)",
+                     name, type->tp_name);
+        return -1;
+    }
+    int rc;
+    if (value != nullptr) {
+        rc = PyDict_SetItem(dict, name, value);
+    } else {
+        rc = PyDict_DelItem(dict, name);
+        if (rc < 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_AttributeError, "type object '%.200s' has no attribute '%U'",
+                         type->tp_name, name);
+        }
+    }
+    Py_DECREF(dict);
+    PyType_Modified(type);
+    return rc < 0 ? -1 : 1;
+}
+#endif
+
 int set_type_attr(PyTypeObject *type, PyObject *name, PyObject *value) {
+    if (!PyUnicode_Check(name)) {
+        PyErr_Format(PyExc_TypeError, "attribute name must be a str, not %.100s",
+                     Py_TYPE(name)->tp_name);
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    int done = set_in_interpreter_dict(type, name, value);
+    if (done != 0) return done < 0 ? -1 : 0;
+#endif
     unsigned long saved = type->tp_flags & Py_TPFLAGS_IMMUTABLETYPE;
     type->tp_flags &= ~Py_TPFLAGS_IMMUTABLETYPE;
     auto *obj = reinterpret_cast<PyObject *>(type);
@@ -1901,6 +1953,19 @@ int set_type_attr(PyTypeObject *type, PyObject *name, PyObject *value) {
     type->tp_flags |= saved;
     PyType_Modified(type);
     return rc;
+}
+
+// set_type_attribute(type, name[, value]): set (or delete) type.name, immutable types too.
+PyObject *py_set_type_attribute(PyObject *, PyObject *args) {
+    PyObject *type;
+    PyObject *name;
+    PyObject *value = nullptr;
+    if (!PyArg_ParseTuple(args, "O!U|O:set_type_attribute", &PyType_Type, &type, &name,
+                          &value)) {
+        return nullptr;
+    }
+    if (set_type_attr(reinterpret_cast<PyTypeObject *>(type), name, value) < 0) return nullptr;
+    Py_RETURN_NONE;
 }
 
 // patch_hash(type) -> bool: True when the patch was applied, False if already applied.
@@ -2005,6 +2070,8 @@ PyMethodDef module_methods[] = {
      "fingerprint_full(args, kwargs=None, classify=None, boundary=None) -> (shape, digest) "
      "for any arguments."},
     {"fnv1a", py_fnv1a, METH_VARARGS, "fnv1a(data, start=2166136261) -> 32-bit FNV-1a."},
+    {"set_type_attribute", py_set_type_attribute, METH_VARARGS,
+     "set_type_attribute(type, name[, value]): set (or delete) an attribute of any type."},
     {"patch_hash", py_patch_hash, METH_O, "Give a type sequence-based identity hashes."},
     {"unpatch_hash", py_unpatch_hash, METH_O, "Undo patch_hash for a type."},
     {"hash_state", py_hash_state, METH_NOARGS, "(counter, live entries) of the hash table."},
