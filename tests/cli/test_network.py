@@ -351,10 +351,6 @@ def test_corrupt_socket_events_are_reported(retrace: Run, tmp_path: Path, damage
     assert "Traceback" not in rep.stderr
 
 
-@pytest.mark.skipif(
-    sys.version_info >= (3, 13),
-    reason="the demo prints datetime.now(), which is not captured on 3.13 (docs/recording.md)",
-)
 def test_demo_with_http_server_replays_identically(tmp_path: Path) -> None:
     """``nox -s demo``'s program: the HTTP server it started is gone when the replay runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRACE_")}
