@@ -24,7 +24,7 @@ from typing import Any
 from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
 
-from . import eventloop, network, processes, stdio
+from . import eventloop, network, osfiles, processes, stdio
 from .config import Config, ConfigError, ModuleConfig
 
 __all__ = ["Installation", "install"]
@@ -137,6 +137,7 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "socketserver": network.socketserver_adapter,
     "asyncio": eventloop.asyncio_adapter,
     "subprocess": processes.install,
+    "os-write": osfiles.install,
 }
 
 
