@@ -134,3 +134,34 @@ def test_os_read_of_stdin_is_recorded(retrace: Run, tmp_path: Path) -> None:
     assert rec.stdout == "11 b'from stdin\\n'\n", rec.stderr
     rep = retrace("replay", "run.retrace", input="something else entirely")
     assert (rep.stdout, rep.returncode) == (rec.stdout, 0)
+
+
+def test_binary_stdin_is_recorded_and_not_read_on_replay(retrace: Run, tmp_path: Path) -> None:
+    script = write(
+        tmp_path / "prog.py",
+        textwrap.dedent(
+            """\
+            import sys
+            b = sys.stdin.buffer
+            print(b.readline(), b.read(3), b.read1(2))
+            buf = bytearray(4)
+            print(b.readinto(buf), bytes(buf), b.readline())
+            print(input(), [line for line in b], b.read())
+            try:
+                sys.stdin.buffer.fileno()
+            except OSError as e:
+                print(type(e).__name__)
+            """
+        ),
+    )
+    stdin = "first\nABCDEFGHIJ\ntext line\nlast\n"
+    rec = retrace("record", "-o", "run.retrace", "--", str(script), input=stdin)
+    assert rec.returncode == 0, rec.stderr
+    assert rec.stdout.startswith("b'first\\n' b'ABC' b'DE'\n4 b'FGHI' b'J\\n'\ntext line"), (
+        rec.stdout
+    )
+    assert rec.stdout.endswith("UnsupportedOperation\n")
+    # replay gets a different (and then no) standard input: it must not read it
+    for other in ("not the recorded input\n", ""):
+        rep = retrace("replay", "run.retrace", input=other)
+        assert (rep.stdout, rep.stderr, rep.returncode) == (rec.stdout, rec.stderr, 0)

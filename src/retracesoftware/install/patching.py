@@ -123,6 +123,9 @@ def _stdin(install: Installation) -> None:
     for name in ("read", "readline", "isatty"):
         install.system.patch_function(stdio.calls, name, key=f"sys.stdin.{name}")
         install.patched.append(f"sys.stdin.{name}")
+    for name in ("read", "read1", "readline"):
+        install.system.patch_function(stdio.buffer_calls, name, key=f"sys.stdin.buffer.{name}")
+        install.patched.append(f"sys.stdin.buffer.{name}")
     previous, _ = stdio.install_stdin()
     install._finalizers.append(lambda: stdio.uninstall_stdin(previous))
 
