@@ -154,3 +154,36 @@ def test_inspect_lists_process_calls(retrace: Run, tmp_path: Path) -> None:
     assert retrace("record", "-o", "p.retrace", "--", "p.py").returncode == 0
     info = json.loads(retrace("inspect", "p.retrace", "--json").stdout)
     assert "subprocess.Popen" in info["calls_by_function"]
+
+
+def test_tampered_result_is_a_malformed_divergence() -> None:
+    import subprocess
+
+    import pytest
+
+    from retracesoftware.install.config import Config, ModuleConfig
+    from retracesoftware.install.patching import install
+    from retracesoftware.proxy import EventKind, MemoryReader, MemoryWriter, ReplayDivergence
+
+    def program() -> int:
+        try:
+            return subprocess.run(["true"]).returncode
+        except Exception:  # the divergence must survive the program catching it
+            return -1
+
+    config = Config(modules={"subprocess": ModuleConfig(adapters=["subprocess"])})
+    with install(config) as inst:
+        writer = MemoryWriter()
+        assert inst.system.record(writer, program) == 0
+        events = list(writer.events)
+        assert inst.system.replay(MemoryReader(events), program) == 0
+        calls = [i for i, e in enumerate(events) if e[0] == EventKind.CALL]
+        key_at = {i: events[i][2] for i in calls}
+        at = next(i for i in calls if key_at[i] == "subprocess.Popen.communicate")
+        assert events[at + 1][0] == EventKind.RESULT
+        events[at + 1] = (int(EventKind.RESULT), events[at + 1][1], ("not", "a result"))
+        with pytest.raises(ReplayDivergence) as info:
+            inst.system.replay(MemoryReader(events), program)
+        assert info.value.kind == "malformed"
+        assert "subprocess.Popen.communicate" in str(info.value)
+    assert subprocess.Popen.__module__ == "subprocess"  # uninstalled

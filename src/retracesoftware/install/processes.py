@@ -27,7 +27,7 @@ import threading
 import types
 from typing import TYPE_CHECKING, Any
 
-from retracesoftware.proxy import Mode
+from retracesoftware.proxy import EngineError, Mode
 from retracesoftware.utils import GateState
 
 if TYPE_CHECKING:
@@ -55,6 +55,29 @@ def _recording() -> bool:
 
 def _replaying() -> bool:
     return bool(_SYSTEMS) and _SYSTEMS[-1].mode == Mode.REPLAY
+
+
+def _checked(value: Any, key: str, types_: tuple[tuple[type, ...], ...]) -> tuple[Any, ...]:
+    """*value* if it is a tuple of items of *types_*; else a ``malformed`` divergence.
+
+    Only a damaged recording can give a crossing of this module a result of another form.
+    """
+    if (
+        type(value) is tuple
+        and len(value) == len(types_)
+        and all(t == () or isinstance(v, t) for v, t in zip(value, types_, strict=True))
+    ):
+        return value
+    expected = f"a result of {key} with {len(types_)} items"
+    actual = f"got {type(value).__name__} {str(value)[:60]}"
+    system = _SYSTEMS[-1] if _SYSTEMS else None
+    if system is not None and system.mode == Mode.REPLAY:
+        system._diverge(system.gate.tag, "malformed", expected, actual)
+    raise EngineError(f"{key}: expected {expected}, {actual}")
+
+
+_RC = (int, type(None))
+_OUTCOME = (_RC, (bytes,), (bytes,))
 
 
 class _Tee:
@@ -270,26 +293,30 @@ class RecordedPopen(_ORIGINAL_POPEN):  # type: ignore[misc,valid-type]
         self._child = None
         self.pid = None
         self.stdin = self.stdout = self.stderr = None
-        result = calls.spawn(*args, **kwargs)
+        result = _checked(calls.spawn(*args, **kwargs), "subprocess.Popen", ((), _RC, (), (), ()))
         self._child, self.pid, self.stdin, self.stdout, self.stderr = result
 
-    def _update(self, outcome: Any) -> Any:
-        rc, out, err = outcome
+    def _update(self, outcome: Any, key: str) -> Any:
+        rc, out, err = _checked(outcome, key, _OUTCOME)
         if rc is not None:
             self.returncode = rc
         _emit(out, err)
         return rc
 
     def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
-        out, err, *outcome = calls.communicate(self._child, input, timeout)
-        self._update(outcome)
-        return out, err
+        result = _checked(
+            calls.communicate(self._child, input, timeout),
+            "subprocess.Popen.communicate",
+            ((), (), *_OUTCOME),
+        )
+        self._update(result[2:], "subprocess.Popen.communicate")
+        return result[0], result[1]
 
     def wait(self, timeout: float | None = None) -> int:
-        return self._update(calls.wait(self._child, timeout))
+        return self._update(calls.wait(self._child, timeout), "subprocess.Popen.wait")
 
     def poll(self) -> int | None:
-        return self._update(calls.poll(self._child))
+        return self._update(calls.poll(self._child), "subprocess.Popen.poll")
 
     def send_signal(self, sig: int) -> None:
         calls.send_signal(self._child, sig)
@@ -305,12 +332,12 @@ class RecordedPopen(_ORIGINAL_POPEN):  # type: ignore[misc,valid-type]
 
     def __exit__(self, *exc: object) -> None:
         if self._child is not None:
-            self._update(calls.exit(self._child))
+            self._update(calls.exit(self._child), "subprocess.Popen.__exit__")
 
 
 def system(command: Any) -> int:
     """``os.system`` while Retrace is installed."""
-    status, out, err = calls.system(command)
+    status, out, err = _checked(calls.system(command), "os.system", ((int,), (bytes,), (bytes,)))
     _emit(out, err)
     return status
 
