@@ -20,10 +20,10 @@ terminal is not captured.
 
 from __future__ import annotations
 
+import _thread
 import inspect
 import os
 import subprocess
-import threading
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -81,16 +81,25 @@ _OUTCOME = (_RC, (bytes,), (bytes,))
 
 
 class _Tee:
-    """Copies a pipe to a real descriptor on a thread and keeps what it copied."""
+    """Copies a pipe to a real descriptor on a thread and keeps what it copied.
+
+    The thread is a bare ``_thread`` thread, so it never appears in ``threading.enumerate()``.
+    """
 
     def __init__(self, read_fd: int, target_fd: int) -> None:
         self.target_fd = target_fd
         self._read_fd = read_fd
         self._chunks: list[bytes] = []
         self._reported = 0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._pump, name="retrace-tee", daemon=True)
-        self._thread.start()
+        self._lock = _thread.allocate_lock()
+        self._running = _thread.allocate_lock()
+        self._running.acquire()
+        try:
+            _thread.start_new_thread(self._pump, ())
+        except BaseException:
+            self._running.release()
+            _os_close(read_fd)
+            raise
 
     def _pump(self) -> None:
         try:
@@ -107,11 +116,12 @@ class _Tee:
             pass
         finally:
             _os_close(self._read_fd)
+            self._running.release()
 
     def take(self, finished: bool) -> bytes:
         """Copied output not reported yet (waits for the pipe to drain if *finished*)."""
-        if finished:
-            self._thread.join(_JOIN_TIMEOUT)
+        if finished and self._running.acquire(timeout=_JOIN_TIMEOUT):
+            self._running.release()
         with self._lock:
             data = b"".join(self._chunks[self._reported :])
             self._reported = len(self._chunks)
