@@ -79,7 +79,10 @@ def test_run_popen_and_errors_replay_without_starting_children(
             subprocess.run(CHILD + ["sleep"], timeout=0.3)
         except subprocess.TimeoutExpired as e:
             print("TimeoutExpired", e.cmd[-1], e.timeout)
-        print(subprocess.getoutput("echo getoutput"))
+        print(subprocess.getoutput("echo getoutput"), subprocess.getstatusoutput("exit 3"))
+        p = subprocess.Popen(["sleep", "10"])
+        p.terminate()
+        print(p.wait(), repr(p).split(" args")[0])
         """
     )
     child, log = _child(tmp_path)
@@ -95,6 +98,7 @@ def test_run_popen_and_errors_replay_without_starting_children(
     assert "FileNotFoundError 2 retrace-no-such-program-xyz" in rec.stdout
     assert "TimeoutExpired sleep" in rec.stdout
     runs = log.read_text()
+    assert "<Popen: returncode: -15" in rec.stdout
     assert runs.count("ran") == 9
     assert_same(rec, rep)
     assert log.read_text() == runs  # no child ran on replay
@@ -171,6 +175,7 @@ def test_tampered_result_is_a_malformed_divergence() -> None:
         except Exception:  # the divergence must survive the program catching it
             return -1
 
+    original = subprocess.Popen
     config = Config(modules={"subprocess": ModuleConfig(adapters=["subprocess"])})
     with install(config) as inst:
         writer = MemoryWriter()
@@ -186,4 +191,4 @@ def test_tampered_result_is_a_malformed_divergence() -> None:
             inst.system.replay(MemoryReader(events), program)
         assert info.value.kind == "malformed"
         assert "subprocess.Popen.communicate" in str(info.value)
-    assert subprocess.Popen.__module__ == "subprocess"  # uninstalled
+    assert subprocess.Popen is original  # uninstalled

@@ -345,6 +345,10 @@ class RecordedPopen(_ORIGINAL_POPEN):  # type: ignore[misc,valid-type]
             self._update(calls.exit(self._child), "subprocess.Popen.__exit__")
 
 
+# Same repr as the real class: "<Popen: returncode: 0 args: [...]>".
+RecordedPopen.__name__ = RecordedPopen.__qualname__ = "Popen"
+
+
 def system(command: Any) -> int:
     """``os.system`` while Retrace is installed."""
     status, out, err = _checked(calls.system(command), "os.system", ((int,), (bytes,), (bytes,)))
