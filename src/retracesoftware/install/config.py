@@ -54,6 +54,7 @@ CONFIG_PATH_VAR = "RETRACE_CONFIG_PATH"
 #: Names of the built-in adapters a ``[modules.X] adapters`` list may use.
 ADAPTERS = frozenset({"datetime-now", "stdin", "thread-start"})
 ADAPTERS |= {"socket", "selectors", "ssl", "socketserver", "asyncio"}  # network, eventloop
+ADAPTERS |= {"subprocess", "os-write"}  # subprocesses, os-level files
 
 DEFAULT_REDACT = (
     "*TOKEN*",

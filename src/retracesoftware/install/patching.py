@@ -24,7 +24,7 @@ from typing import Any
 from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
 
-from . import eventloop, network, stdio
+from . import eventloop, network, osfiles, processes, stdio
 from .config import Config, ConfigError, ModuleConfig
 
 __all__ = ["Installation", "install"]
@@ -123,6 +123,9 @@ def _stdin(install: Installation) -> None:
     for name in ("read", "readline", "isatty"):
         install.system.patch_function(stdio.calls, name, key=f"sys.stdin.{name}")
         install.patched.append(f"sys.stdin.{name}")
+    for name in ("read", "read1", "readline"):
+        install.system.patch_function(stdio.buffer_calls, name, key=f"sys.stdin.buffer.{name}")
+        install.patched.append(f"sys.stdin.buffer.{name}")
     previous, _ = stdio.install_stdin()
     install._finalizers.append(lambda: stdio.uninstall_stdin(previous))
 
@@ -136,6 +139,8 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "selectors": network.selectors_adapter,
     "socketserver": network.socketserver_adapter,
     "asyncio": eventloop.asyncio_adapter,
+    "subprocess": processes.install,
+    "os-write": osfiles.install,
 }
 
 
