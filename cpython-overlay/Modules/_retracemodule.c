@@ -21,11 +21,20 @@
 
 #include <string.h>
 
-PyAPI_FUNC(int) _PyRetrace_CompareCoordinates(PyThreadState *tstate,
-                                              const uint64_t *words, Py_ssize_t len);
-PyAPI_FUNC(uint64_t) _PyRetrace_VisibleCoordinate(_PyInterpreterFrame *f, int innermost);
 
 /* ---- helpers ------------------------------------------------------------ */
+
+typedef struct {
+    PyTypeObject *scope_type;
+    PyTypeObject *handoff_type;
+    PyObject *delta_key;        /* thread-dict key of thread_delta()'s last words */
+} module_state;
+
+static inline module_state *
+get_state(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
 
 static PyThreadState *
 find_thread(PyInterpreterState *interp, uint64_t id)
@@ -63,34 +72,13 @@ thread_from_arg(PyObject *arg)
     return t;
 }
 
-/* Collect the visible frames of *tstate*, leaf first. Returns count or -1. */
 static Py_ssize_t
-collect(PyThreadState *tstate, _PyInterpreterFrame ***out, _PyInterpreterFrame **small,
-        Py_ssize_t smallcap)
+collect(PyThreadState *tstate, _PyRetraceFrames *fr)
 {
-    _PyInterpreterFrame **frames = small;
-    Py_ssize_t n = 0, cap = smallcap;
-    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(_PyRetrace_CURRENT_FRAME(tstate));
-         f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
-        if (n == cap) {
-            _PyInterpreterFrame **bigger = PyMem_Malloc(sizeof(*frames) * cap * 2);
-            if (bigger == NULL) {
-                if (frames != small) {
-                    PyMem_Free(frames);
-                }
-                PyErr_NoMemory();
-                return -1;
-            }
-            memcpy(bigger, frames, sizeof(*frames) * n);
-            if (frames != small) {
-                PyMem_Free(frames);
-            }
-            frames = bigger;
-            cap *= 2;
-        }
-        frames[n++] = f;
+    Py_ssize_t n = _PyRetrace_CollectFrames(tstate, fr);
+    if (n < 0) {
+        PyErr_NoMemory();
     }
-    *out = frames;
     return n;
 }
 
@@ -149,8 +137,8 @@ retrace_coordinates(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (t == NULL) {
         return NULL;
     }
-    _PyInterpreterFrame *small[64], **frames;
-    Py_ssize_t n = collect(t, &frames, small, 64);
+    _PyRetraceFrames fr;
+    Py_ssize_t n = collect(t, &fr);
     if (n < 0) {
         return NULL;
     }
@@ -160,8 +148,8 @@ retrace_coordinates(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (result != NULL) {
         Py_ssize_t pos = 0, out = 0;
         for (Py_ssize_t i = n - 1; i >= 0; i--) {
-            uint64_t pair[2] = {frames[i]->retrace.ordinal,
-                                _PyRetrace_VisibleCoordinate(frames[i], i == 0)};
+            uint64_t pair[2];
+            _PyRetrace_FrameWords(&fr, i, pair);
             for (int k = 0; k < 2; k++, pos++) {
                 if (pos < drop) {
                     continue;
@@ -176,67 +164,77 @@ retrace_coordinates(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         }
     }
 done:
-    if (frames != small) {
-        PyMem_Free(frames);
-    }
+    _PyRetrace_FramesFree(&fr);
     return result;
 }
 
+/* thread_delta(): the words emitted last time live in the thread's state
+ * dict (cleared with the thread) as a bytes object of native uint64 words. */
 static PyObject *
 retrace_thread_delta(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     PyThreadState *tstate = _PyThreadState_GET();
-    _PyInterpreterFrame *small[64], **frames;
-    Py_ssize_t n = collect(tstate, &frames, small, 64);
+    PyObject *tdict = PyThreadState_GetDict();
+    if (tdict == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "thread_delta(): no thread state dict");
+        return NULL;
+    }
+    PyObject *key = get_state(module)->delta_key;
+    PyObject *prev = PyDict_GetItemWithError(tdict, key);   /* borrowed */
+    if (prev == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    const uint64_t *old = NULL;
+    Py_ssize_t oldlen = 0;
+    if (prev != NULL && PyBytes_Check(prev)) {
+        old = (const uint64_t *)PyBytes_AS_STRING(prev);
+        oldlen = PyBytes_GET_SIZE(prev) / (Py_ssize_t)sizeof(uint64_t);
+    }
+    _PyRetraceFrames fr;
+    Py_ssize_t n = collect(tstate, &fr);
     if (n < 0) {
         return NULL;
     }
-    /* First root-first index whose remembered words differ. */
-    Py_ssize_t first = 0;
-    if (tstate->retrace.delta_started) {
-        for (Py_ssize_t i = n - 1; i >= 0; i--, first++) {
-            _PyRetraceFrameState *rs = &frames[i]->retrace;
-            if (rs->last_ordinal != rs->ordinal
-                || rs->last_coordinate != _PyRetrace_VisibleCoordinate(frames[i], i == 0)) {
-                break;
-            }
-        }
+    PyObject *result = NULL;
+    PyObject *words = PyBytes_FromStringAndSize(NULL, 2 * n * (Py_ssize_t)sizeof(uint64_t));
+    if (words == NULL) {
+        goto done;
     }
-    PyObject *result = PyTuple_New(1 + 2 * (n - first));
+    uint64_t *w = (uint64_t *)PyBytes_AS_STRING(words);
+    for (Py_ssize_t i = n - 1, pos = 0; i >= 0; i--, pos += 2) {
+        _PyRetrace_FrameWords(&fr, i, &w[pos]);
+    }
+    /* Common prefix in whole (ordinal, coordinate) pairs. */
+    Py_ssize_t common = 0;
+    while (common + 2 <= 2 * n && common + 2 <= oldlen && w[common] == old[common]
+           && w[common + 1] == old[common + 1]) {
+        common += 2;
+    }
+    result = PyTuple_New(1 + 2 * n - common);
     if (result == NULL) {
         goto done;
     }
-    PyObject *common = PyLong_FromSsize_t(2 * first);
-    if (common == NULL) {
+    PyObject *v = PyLong_FromSsize_t(common);
+    if (v == NULL) {
         Py_CLEAR(result);
         goto done;
     }
-    PyTuple_SET_ITEM(result, 0, common);
-    Py_ssize_t out = 1;
-    for (Py_ssize_t i = n - 1 - first; i >= 0; i--) {
-        _PyRetraceFrameState *rs = &frames[i]->retrace;
-        uint64_t coord = _PyRetrace_VisibleCoordinate(frames[i], i == 0);
-        PyObject *a = PyLong_FromUnsignedLongLong(rs->ordinal);
-        PyObject *b = a ? PyLong_FromUnsignedLongLong(coord) : NULL;
-        if (b == NULL) {
-            Py_XDECREF(a);
+    PyTuple_SET_ITEM(result, 0, v);
+    for (Py_ssize_t pos = common; pos < 2 * n; pos++) {
+        v = PyLong_FromUnsignedLongLong(w[pos]);
+        if (v == NULL) {
             Py_CLEAR(result);
             goto done;
         }
-        PyTuple_SET_ITEM(result, out++, a);
-        PyTuple_SET_ITEM(result, out++, b);
+        PyTuple_SET_ITEM(result, 1 + pos - common, v);
     }
     /* Commit only once the result exists. */
-    for (Py_ssize_t i = n - 1 - first; i >= 0; i--) {
-        _PyRetraceFrameState *rs = &frames[i]->retrace;
-        rs->last_ordinal = rs->ordinal;
-        rs->last_coordinate = _PyRetrace_VisibleCoordinate(frames[i], i == 0);
+    if (PyDict_SetItem(tdict, key, words) < 0) {
+        Py_CLEAR(result);
     }
-    tstate->retrace.delta_started = 1;
 done:
-    if (frames != small) {
-        PyMem_Free(frames);
-    }
+    Py_XDECREF(words);
+    _PyRetrace_FramesFree(&fr);
     return result;
 }
 
@@ -373,16 +371,6 @@ static PyType_Spec scope_spec = {
     .slots = scope_slots,
 };
 
-typedef struct {
-    PyTypeObject *scope_type;
-    PyTypeObject *handoff_type;
-} module_state;
-
-static inline module_state *
-get_state(PyObject *module)
-{
-    return (module_state *)PyModule_GetState(module);
-}
 
 static PyObject *
 make_scope(PyObject *module, PyObject *func, int include)
@@ -845,6 +833,10 @@ static int
 retrace_exec(PyObject *module)
 {
     module_state *st = get_state(module);
+    st->delta_key = PyUnicode_InternFromString("_retrace.thread_delta");
+    if (st->delta_key == NULL) {
+        return -1;
+    }
     st->scope_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &scope_spec, NULL);
     if (st->scope_type == NULL) {
         return -1;
@@ -886,6 +878,7 @@ retrace_traverse(PyObject *module, visitproc visit, void *arg)
     module_state *st = get_state(module);
     Py_VISIT(st->scope_type);
     Py_VISIT(st->handoff_type);
+    Py_VISIT(st->delta_key);
     return 0;
 }
 
@@ -895,6 +888,7 @@ retrace_clear(PyObject *module)
     module_state *st = get_state(module);
     Py_CLEAR(st->scope_type);
     Py_CLEAR(st->handoff_type);
+    Py_CLEAR(st->delta_key);
     return 0;
 }
 

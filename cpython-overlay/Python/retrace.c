@@ -64,7 +64,7 @@ seed_id(void)
 
 /* ---- frames --------------------------------------------------------------- */
 
-uint64_t
+static uint64_t
 _PyRetrace_VisibleCoordinate(_PyInterpreterFrame *f, int innermost)
 {
     uint64_t c = _PyRetrace_FrameCoordinate(f);
@@ -107,22 +107,85 @@ _PyRetrace_VisibleParent(_PyInterpreterFrame *f)
     return f;
 }
 
-uint64_t
-_PyRetrace_LocationHash(PyThreadState *tstate)
+/* Slow path of _PyRetrace_Activate().
+ *
+ * Ordinals: a child gets the number of earlier children of its nearest visible
+ * parent at the parent's current position.  The parent's ``gate`` holds the
+ * position key while C-driven children are counted there; a direct (eval-loop)
+ * call is always the only direct call at its position, so it takes ordinal 0
+ * unless counting is open at that key.  A child entered from C at a fresh key
+ * starts at 1 when the parent's last direct call was made from the same
+ * instruction (that call may have used ordinal 0 at this very key: finalisers
+ * run while the callee's frame is cleared, before the caller moves on). */
+void
+_PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame)
 {
-    /* Fold root-first: collect the visible chain first. */
-    _PyInterpreterFrame *small[64];
-    _PyInterpreterFrame **frames = small;
-    Py_ssize_t n = 0, cap = 64;
+    _PyRetraceFrameState *rs = &frame->retrace;
+    rs->ordinal = 0;
+    if (tstate->retrace.transparent) {
+        /* Control-plane frames never consume application ordinals. */
+        rs->gate = _PyRetrace_GATE_TRANSPARENT;
+        return;
+    }
+    rs->gate = _PyRetrace_GATE_CLEAN;
+    int from_c = _PyRetrace_ENTERED_FROM_C(frame);
+    _PyInterpreterFrame *p = frame->previous;
+    while (p != NULL && !_PyRetrace_FrameVisible(p)) {
+        from_c |= _PyRetrace_IS_SHIM(p);
+        p = p->previous;
+    }
+    if (p == NULL) {
+        rs->ordinal = tstate->retrace.root_ordinal++;
+        return;
+    }
+    _PyRetraceFrameState *ps = &p->retrace;
+    uint32_t here = (uint32_t)(uintptr_t)_PyRetrace_INSTR(p);
+    uintptr_t key = _PyRetrace_PositionKey(p);
+    if (ps->gate == key) {
+        if (ps->next_child == UINT32_MAX) {
+            /* Counter exhausted: move the parent's coordinate on by one code
+             * unit (still ordered: every later coordinate moves too) and
+             * count afresh at the new position. */
+            ps->bias += 1;
+            ps->gate = _PyRetrace_PositionKey(p);
+            ps->next_child = 0;
+        }
+        rs->ordinal = ps->next_child++;
+    }
+    else if (from_c) {
+        uint32_t first = ps->last_call == here ? 1 : 0;
+        ps->gate = key;
+        ps->next_child = first + 1;
+        rs->ordinal = first;
+    }
+    else {
+        /* A direct call at a fresh position: close any stale counting. */
+        ps->gate = _PyRetrace_GATE_CLEAN;
+    }
+    if (!from_c) {
+        ps->last_call = here;
+    }
+}
+
+Py_ssize_t
+_PyRetrace_CollectFrames(PyThreadState *tstate, _PyRetraceFrames *out)
+{
+    _PyInterpreterFrame **frames = out->small;
+    Py_ssize_t n = 0, cap = (Py_ssize_t)(sizeof(out->small) / sizeof(out->small[0]));
     for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(_PyRetrace_CURRENT_FRAME(tstate));
          f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
         if (n == cap) {
             _PyInterpreterFrame **bigger = PyMem_RawMalloc(sizeof(*frames) * cap * 2);
             if (bigger == NULL) {
-                break;   /* hash what fits; never fails */
+                if (frames != out->small) {
+                    PyMem_RawFree(frames);
+                }
+                out->frames = out->small;
+                out->count = 0;
+                return -1;
             }
             memcpy(bigger, frames, sizeof(*frames) * n);
-            if (frames != small) {
+            if (frames != out->small) {
                 PyMem_RawFree(frames);
             }
             frames = bigger;
@@ -130,14 +193,43 @@ _PyRetrace_LocationHash(PyThreadState *tstate)
         }
         frames[n++] = f;
     }
+    out->frames = frames;
+    out->count = n;
+    return n;
+}
+
+void
+_PyRetrace_FramesFree(_PyRetraceFrames *fr)
+{
+    if (fr->frames != fr->small) {
+        PyMem_RawFree(fr->frames);
+    }
+    fr->frames = fr->small;
+    fr->count = 0;
+}
+
+void
+_PyRetrace_FrameWords(_PyRetraceFrames *fr, Py_ssize_t i, uint64_t pair[2])
+{
+    _PyInterpreterFrame *f = fr->frames[i];
+    pair[0] = f->retrace.ordinal;
+    pair[1] = _PyRetrace_VisibleCoordinate(f, i == 0);
+}
+
+uint64_t
+_PyRetrace_LocationHash(PyThreadState *tstate)
+{
+    _PyRetraceFrames fr;
+    /* Out of memory: hash what is known (the thread id); never fails. */
+    Py_ssize_t n = _PyRetrace_CollectFrames(tstate, &fr);
     uint64_t h = _PyRetrace_ThreadId(tstate);
     for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        h = combine(h, frames[i]->retrace.ordinal);
-        h = combine(h, _PyRetrace_VisibleCoordinate(frames[i], i == 0));
+        uint64_t pair[2];
+        _PyRetrace_FrameWords(&fr, i, pair);
+        h = combine(h, pair[0]);
+        h = combine(h, pair[1]);
     }
-    if (frames != small) {
-        PyMem_RawFree(frames);
-    }
+    _PyRetrace_FramesFree(&fr);
     return h;
 }
 
@@ -307,40 +399,20 @@ _PyRetrace_ThreadResume(PyThreadState *tstate)
 /* ---- call_at --------------------------------------------------------------- */
 
 /* Compare the visible coordinates of *tstate* with *words*: -1 before,
- * 0 exactly at, 1 past the target. */
-PyAPI_FUNC(int) _PyRetrace_CompareCoordinates(PyThreadState *tstate,
-                                              const uint64_t *words, Py_ssize_t len);
-
+ * 0 exactly at, 1 past the target, -2 out of memory. */
 int
 _PyRetrace_CompareCoordinates(PyThreadState *tstate, const uint64_t *words, Py_ssize_t len)
 {
-    _PyInterpreterFrame *small[64];
-    _PyInterpreterFrame **frames = small;
-    Py_ssize_t n = 0, cap = 64;
-    for (_PyInterpreterFrame *f = _PyRetrace_VisibleParent(_PyRetrace_CURRENT_FRAME(tstate));
-         f != NULL; f = _PyRetrace_VisibleParent(f->previous)) {
-        if (n == cap) {
-            _PyInterpreterFrame **bigger = PyMem_RawMalloc(sizeof(*frames) * cap * 2);
-            if (bigger == NULL) {
-                if (frames != small) {
-                    PyMem_RawFree(frames);
-                }
-                return -2;
-            }
-            memcpy(bigger, frames, sizeof(*frames) * n);
-            if (frames != small) {
-                PyMem_RawFree(frames);
-            }
-            frames = bigger;
-            cap *= 2;
-        }
-        frames[n++] = f;
+    _PyRetraceFrames fr;
+    Py_ssize_t n = _PyRetrace_CollectFrames(tstate, &fr);
+    if (n < 0) {
+        return -2;
     }
     int result = 0;
     Py_ssize_t pos = 0;
     for (Py_ssize_t i = n - 1; i >= 0 && result == 0; i--) {
-        uint64_t pair[2] = {frames[i]->retrace.ordinal,
-                            _PyRetrace_VisibleCoordinate(frames[i], i == 0)};
+        uint64_t pair[2];
+        _PyRetrace_FrameWords(&fr, i, pair);
         for (int k = 0; k < 2; k++, pos++) {
             if (pos >= len) {
                 result = 1;   /* target is a proper prefix: we are inside it, past */
@@ -355,9 +427,7 @@ _PyRetrace_CompareCoordinates(PyThreadState *tstate, const uint64_t *words, Py_s
     if (result == 0 && pos < len) {
         result = -1;   /* current is a proper prefix of the target */
     }
-    if (frames != small) {
-        PyMem_RawFree(frames);
-    }
+    _PyRetrace_FramesFree(&fr);
     return result;
 }
 

@@ -17,31 +17,33 @@ extern "C" {
 #define RETRACE_PROBE_ABI_VERSION 1
 #define RETRACE_PROBE_ABI_NAME "retrace-probe-1"
 
-/* A word that is never a real coordinate word. */
-#define _PyRetrace_UNSET UINT64_MAX
+/* Frame gate values below _PyRetrace_GATE_KEYS are markers; anything else is
+ * a position key (see _PyRetraceFrameState.gate). */
+#define _PyRetrace_GATE_CLEAN 0u        /* visible; no C-driven counting open */
+#define _PyRetrace_GATE_TRANSPARENT 1u  /* excluded (control-plane) frame */
+#define _PyRetrace_GATE_SHIM 2u         /* C-stack entry frame (3.12+) */
+#define _PyRetrace_GATE_KEYS 4u
 
-/* Frame flags. */
-#define _PyRetrace_FRAME_TRANSPARENT 1u
-
-/* Per-frame state.  ``bias`` (in bytes) is added to the byte offset of the
- * current instruction so that the instruction coordinate never decreases
- * inside one activation: only backward jumps and backward exception handler
- * entries change it. */
+/* Per-frame state: four words, zeroed when the frame is pushed.
+ *
+ * The fast path of a call (a Python frame pushed by its visible Python
+ * caller) only reads the caller's ``gate``, stores the child's ``ordinal`` and
+ * ``gate`` and remembers the caller's instruction in ``last_call``.  Counting
+ * children at one position happens only for frames entered from C (or after
+ * such an entry, until the caller moves on); see _PyRetrace_ActivateSlow(). */
 typedef struct _PyRetraceFrameState {
-    int64_t bias;
     uint64_t ordinal;          /* call ordinal of this activation */
-    uintptr_t child_key;       /* instr_ptr + bias at which next_child counts */
-    uint64_t last_ordinal;     /* thread_delta(): remembered words */
-    uint64_t last_coordinate;
-    uint32_t next_child;       /* ordinal handed to the next visible child */
-    uint32_t flags;
+    uintptr_t gate;            /* marker, or the position key at which next_child counts */
+    int64_t bias;              /* code units added by backward jumps */
+    uint32_t next_child;       /* ordinal handed to the next child at ``gate`` */
+    uint32_t last_call;        /* low bits of the instruction of the last direct call */
 } _PyRetraceFrameState;
 
 #define _PyRetrace_FRAME_INIT(rs) do { \
+        (rs)->ordinal = 0; \
+        (rs)->gate = _PyRetrace_GATE_CLEAN; \
         (rs)->bias = 0; \
-        (rs)->child_key = 0; \
-        (rs)->flags = 0; \
-        (rs)->last_ordinal = _PyRetrace_UNSET; \
+        (rs)->last_call = 0; \
     } while (0)
 
 typedef struct _PyRetraceThreadState {
@@ -52,8 +54,7 @@ typedef struct _PyRetraceThreadState {
     uint64_t native_ident;     /* PyThread ident recorded at start */
     int transparent;           /* > 0 while control-plane code runs */
     int in_callback;           /* scheduling callback re-entrancy guard */
-    int delta_started;         /* thread_delta() emitted at least once */
-    int reserved;
+    int reserved[2];
 } _PyRetraceThreadState;
 
 struct _PyRetraceIdentityEntry {

@@ -43,8 +43,7 @@ extern "C" {
 static inline int
 _PyRetrace_FrameVisible(_PyInterpreterFrame *f)
 {
-    return !_PyRetrace_IS_SHIM(f)
-        && (f->retrace.flags & _PyRetrace_FRAME_TRANSPARENT) == 0;
+    return !_PyRetrace_IS_SHIM(f) && f->retrace.gate != _PyRetrace_GATE_TRANSPARENT;
 }
 
 /* Instruction coordinate of a frame: code units since the code start plus
@@ -53,45 +52,59 @@ static inline uint64_t
 _PyRetrace_FrameCoordinate(_PyInterpreterFrame *f)
 {
     PyCodeObject *code = _PyRetrace_CODE(f);
-    intptr_t bytes = (intptr_t)((char *)_PyRetrace_INSTR(f) - (char *)_PyCode_CODE(code));
-    return (uint64_t)(bytes + f->retrace.bias) / sizeof(_Py_CODEUNIT);
+    intptr_t units = (intptr_t)(_PyRetrace_INSTR(f) - _PyCode_CODE(code));
+    return (uint64_t)(units + f->retrace.bias);
 }
 
-PyAPI_FUNC(_PyInterpreterFrame *) _PyRetrace_VisibleParent(_PyInterpreterFrame *f);
+/* Position key of a frame: its instruction pointer moved on by the bias, so
+ * it changes whenever the coordinate does (never a gate marker value). */
+static inline uintptr_t
+_PyRetrace_PositionKey(_PyInterpreterFrame *f)
+{
+    return (uintptr_t)_PyRetrace_INSTR(f)
+        + (uintptr_t)f->retrace.bias * (uintptr_t)sizeof(_Py_CODEUNIT);
+}
 
-/* Hook: a frame starts or resumes executing (RESUME and its variants). */
+/* Was *frame* entered from C (rather than pushed by the eval loop)? 3.11 marks
+ * such frames is_entry; 3.12+ put a C-stack shim frame below them instead,
+ * whose gate is _PyRetrace_GATE_SHIM, so the fast path needs no test. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define _PyRetrace_ENTERED_FROM_C(f) 0
+#else
+#  define _PyRetrace_ENTERED_FROM_C(f) ((f)->is_entry)
+#endif
+
+PyAPI_FUNC(_PyInterpreterFrame *) _PyRetrace_VisibleParent(_PyInterpreterFrame *f);
+PyAPI_FUNC(void) _PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame);
+
+/* Hook: a frame starts or resumes executing (RESUME and its variants).
+ *
+ * Fast path, taken by every call the eval loop makes itself from a visible
+ * frame with no C-driven counting open: the child is the first child at the
+ * caller's position (a position can hold at most one such call), so its
+ * ordinal is 0; the caller remembers where that call was so that a child
+ * entered from C at the same instruction later (a finaliser run while the
+ * callee's frame is cleared) starts counting after it.  Everything else
+ * (frames entered from C, transparent frames, positions with C-driven
+ * children) goes to _PyRetrace_ActivateSlow(). */
 static inline void
 _PyRetrace_Activate(PyThreadState *tstate, _PyInterpreterFrame *frame)
 {
-    _PyRetraceFrameState *rs = &frame->retrace;
-    rs->last_ordinal = _PyRetrace_UNSET;
-    if (tstate->retrace.transparent) {
-        /* Control-plane frames never consume application ordinals. */
-        rs->flags |= _PyRetrace_FRAME_TRANSPARENT;
+    _PyInterpreterFrame *p = frame->previous;
+    if (_PyRetrace_ENTERED_FROM_C(frame) || p->retrace.gate != _PyRetrace_GATE_CLEAN) {
+        _PyRetrace_ActivateSlow(tstate, frame);
         return;
     }
-    rs->flags &= ~_PyRetrace_FRAME_TRANSPARENT;
-    _PyInterpreterFrame *p = frame->previous;
-    if (p == NULL || !_PyRetrace_FrameVisible(p)) {
-        p = _PyRetrace_VisibleParent(p);
-        if (p == NULL) {
-            rs->ordinal = tstate->retrace.root_ordinal++;
-            return;
-        }
-    }
-    uintptr_t key = (uintptr_t)_PyRetrace_INSTR(p) + (uintptr_t)p->retrace.bias;
-    if (key != p->retrace.child_key) {
-        p->retrace.child_key = key;
-        p->retrace.next_child = 0;
-    }
-    rs->ordinal = p->retrace.next_child++;
+    frame->retrace.ordinal = 0;
+    frame->retrace.gate = _PyRetrace_GATE_CLEAN;
+    p->retrace.last_call = (uint32_t)(uintptr_t)_PyRetrace_INSTR(p);
 }
 
-/* Hook: control moves backward by *units* code units inside *frame*. */
+/* Hook: a backward jump of *units* code units inside *frame*. */
 static inline void
 _PyRetrace_BackJump(_PyInterpreterFrame *frame, intptr_t units)
 {
-    frame->retrace.bias += (int64_t)units * (int64_t)sizeof(_Py_CODEUNIT);
+    frame->retrace.bias += (int64_t)units;
 }
 
 /* Hook: control is transferred from *src* to *dest* inside *frame*
@@ -104,7 +117,8 @@ _PyRetrace_Jump(_PyInterpreterFrame *frame, _Py_CODEUNIT *src, _Py_CODEUNIT *des
     }
 }
 
-/* JUMPBY(x) adapter: returns x after accounting for backward jumps. */
+/* JUMPBY(x) adapter (3.11, whose backward jumps share JUMPBY): returns x
+ * after accounting for backward jumps. */
 static inline int
 _PyRetrace_JumpBy(_PyInterpreterFrame *frame, int x)
 {
@@ -113,6 +127,23 @@ _PyRetrace_JumpBy(_PyInterpreterFrame *frame, int x)
     }
     return x;
 }
+
+/* Visible frames of a thread, innermost first (shared by Python/retrace.c and
+ * Modules/_retracemodule.c).  *small* holds up to *smallcap* frames; longer
+ * chains are copied to a PyMem_RawMalloc'd array that _PyRetrace_FramesFree()
+ * releases.  Returns the count, or -1 (no exception set) when out of memory. */
+typedef struct {
+    _PyInterpreterFrame **frames;
+    Py_ssize_t count;
+    _PyInterpreterFrame *small[64];
+} _PyRetraceFrames;
+
+PyAPI_FUNC(Py_ssize_t) _PyRetrace_CollectFrames(PyThreadState *tstate, _PyRetraceFrames *out);
+PyAPI_FUNC(void) _PyRetrace_FramesFree(_PyRetraceFrames *fr);
+/* The (ordinal, coordinate) words of fr->frames[i] (i = 0 is the innermost). */
+PyAPI_FUNC(void) _PyRetrace_FrameWords(_PyRetraceFrames *fr, Py_ssize_t i, uint64_t pair[2]);
+PyAPI_FUNC(int) _PyRetrace_CompareCoordinates(PyThreadState *tstate,
+                                              const uint64_t *words, Py_ssize_t len);
 
 /* Thread hooks (Python/retrace.c). */
 PyAPI_FUNC(uint64_t) _PyRetrace_AssignThreadId(PyThreadState *tstate);
