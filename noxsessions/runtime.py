@@ -92,7 +92,9 @@ def build_runtime(session: nox.Session, series: str) -> dict:
     else:
         session.run("meson", "setup", str(builddir), str(WHEEL_PROJECT), *opts)
     session.run("meson", "compile", "-C", str(builddir))
-    info = _driver(session, "build", "--series", series, *posargs, json_out=True)
+    # stage_runtime.py (run by the custom_target) leaves the driver's result
+    # here: no second driver run (and no second `make`) just to locate the build.
+    info = json.loads((builddir / "driver-result.json").read_text())
     session.log(f"patched CPython {info['version']}: {info['executable']}")
     return info
 

@@ -21,6 +21,7 @@ __all__ = [
     "identity_hash",
     "include",
     "main_thread_id",
+    "root_seed",
     "thread_delta",
     "thread_id",
 ]
@@ -32,6 +33,7 @@ thread_delta = _retrace.thread_delta
 hash = _retrace.hash
 thread_id = _retrace.thread_id
 main_thread_id = _retrace.main_thread_id
+root_seed = _retrace.root_seed
 identity_hash = _retrace.identity_hash
 exclude = _retrace.exclude
 include = _retrace.include

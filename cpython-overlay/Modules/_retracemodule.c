@@ -257,6 +257,16 @@ retrace_main_thread_id(PyObject *module, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+retrace_root_seed(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    const char *seed = _PyRetrace_RootSeed();
+    if (seed == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyUnicode_DecodeFSDefault(seed);
+}
+
+static PyObject *
 retrace_native_thread_id(PyObject *module, PyObject *arg)
 {
     PyThreadState *t = thread_from_arg(arg);
@@ -807,6 +817,9 @@ static PyMethodDef retrace_methods[] = {
      "hash()\n--\n\n64-bit hash of the current thread's coordinates."},
     {"thread_id", retrace_thread_id, METH_NOARGS,
      "thread_id()\n--\n\nDeterministic id of the current thread."},
+    {"root_seed", retrace_root_seed, METH_NOARGS,
+     "root_seed()\n--\n\nRETRACE_ROOT_SEED as read at the first thread id (None: unset, "
+     "the default seed)."},
     {"main_thread_id", retrace_main_thread_id, METH_NOARGS,
      "main_thread_id()\n--\n\nDeterministic id of the main thread (from RETRACE_ROOT_SEED)."},
     {"native_thread_id", retrace_native_thread_id, METH_O,

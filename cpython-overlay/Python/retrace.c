@@ -47,19 +47,51 @@ nonzero(uint64_t x)
     return x ? x : 0x5245545241434531ULL;
 }
 
+/* The root seed is read once per process, at the first thread id handed out:
+ * the program may change its environment afterwards (Retrace itself removes
+ * the variables it set to re-execute) without changing ids already in use. */
+static char root_seed_buf[256];
+static int root_seed_state;   /* 0: unread, 1: RETRACE_ROOT_SEED unset, 2: read */
+static uint64_t root_seed_id;
+
+static void
+read_root_seed(void)
+{
+    if (root_seed_state != 0) {
+        return;
+    }
+    const char *seed = getenv("RETRACE_ROOT_SEED");
+    root_seed_state = 1;
+    if (seed != NULL) {
+        size_t n = strlen(seed);
+        if (n >= sizeof(root_seed_buf)) {
+            n = sizeof(root_seed_buf) - 1;   /* longer seeds: the first 255 bytes count */
+        }
+        memcpy(root_seed_buf, seed, n);
+        root_seed_buf[n] = '\0';
+        root_seed_state = 2;
+    }
+    const char *text = root_seed_state == 2 ? root_seed_buf : "retrace";
+    uint64_t h = 0xcbf29ce484222325ULL;    /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        h ^= *c;
+        h *= 0x100000001b3ULL;
+    }
+    root_seed_id = nonzero(mix64(h));
+}
+
 static uint64_t
 seed_id(void)
 {
-    const char *seed = getenv("RETRACE_ROOT_SEED");
-    if (seed == NULL) {
-        seed = "retrace";
-    }
-    uint64_t h = 0xcbf29ce484222325ULL;    /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)seed; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return nonzero(mix64(h));
+    read_root_seed();
+    return root_seed_id;
+}
+
+const char *
+_PyRetrace_RootSeed(void)
+{
+    read_root_seed();
+    return root_seed_state == 2 ? root_seed_buf : NULL;
 }
 
 /* ---- frames --------------------------------------------------------------- */

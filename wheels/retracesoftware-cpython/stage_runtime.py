@@ -107,6 +107,8 @@ def main() -> int:
     }
     copy_extensions(Path(result["tree"]), dynload)
     write_if_changed(info_json, (json.dumps(info, indent=2) + "\n").encode())
+    # The driver's own result, for callers that need the build tree (nox).
+    write_if_changed(exe.with_name("driver-result.json"), (json.dumps(result) + "\n").encode())
     return 0
 
 

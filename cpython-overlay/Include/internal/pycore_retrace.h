@@ -159,6 +159,8 @@ _PyRetrace_ThreadId(PyThreadState *tstate)
  * assigned id reports its OS ident. */
 PyAPI_FUNC(uint64_t) _PyRetrace_ThreadIdNoLock(PyThreadState *tstate);
 PyAPI_FUNC(uint64_t) _PyRetrace_MainThreadId(PyInterpreterState *interp);
+/* RETRACE_ROOT_SEED as read at the first thread id, or NULL when unset. */
+PyAPI_FUNC(const char *) _PyRetrace_RootSeed(void);
 PyAPI_FUNC(void) _PyRetrace_InitChildThread(PyThreadState *parent, PyThreadState *child);
 PyAPI_FUNC(void) _PyRetrace_ThreadStart(PyThreadState *tstate);
 PyAPI_FUNC(void) _PyRetrace_ThreadYield(PyThreadState *tstate);
