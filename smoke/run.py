@@ -17,6 +17,7 @@ SCRIPTS = (
     "thread_delta_contract",
     "thread_ids",
     "scheduling_callbacks",
+    "native_callbacks",
     "call_at",
     "handoff",
     "identity_hash",

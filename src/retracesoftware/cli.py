@@ -151,8 +151,11 @@ def replay(path: str, config_dirs: Sequence[str], *, argv: Sequence[str] | None 
         return rec
     meta = rec.header.extra.get("retrace")
     seed = meta.get("hash_seed") if isinstance(meta, dict) else None
+    root = meta.get("root_seed") if isinstance(meta, dict) else None
     if argv is not None and type(seed) is int and 0 <= seed <= hashseed.MAX_SEED:
-        hashseed.for_replay(argv, seed)
+        known = isinstance(meta, dict) and "root_seed" in meta
+        known = known and (root is None or (isinstance(root, str) and "\0" not in root))
+        hashseed.for_replay(argv, seed, (root,) if known else None)
 
     def run() -> int:
         outcome = _replay(path, config_dirs=config_dirs, rec=rec)

@@ -14,12 +14,17 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .utils import probes
+
 _MARK = "_RETRACE_HASHSEED_SET"
 MAX_SEED = 4294967295
 
 
-def _exec(argv: Sequence[str], seed: int) -> None:
+def _exec(argv: Sequence[str], seed: int, root: tuple[str | None] | None = None) -> None:
     env = dict(os.environ, PYTHONHASHSEED=str(seed), **{_MARK: "1"})
+    if root is not None:  # the thread-id root seed of a patched interpreter
+        env.pop(probes.ROOT_SEED_ENV, None)
+        env.update({} if root[0] is None else {probes.ROOT_SEED_ENV: root[0]})
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "retracesoftware", *argv], env)
@@ -43,10 +48,17 @@ def for_recording(argv: Sequence[str]) -> int:
     return int(current)
 
 
-def for_replay(argv: Sequence[str], seed: int) -> None:
-    """Make sure this process runs with *seed*, re-executing if necessary."""
+def for_replay(argv: Sequence[str], seed: int, root: tuple[str | None] | None = None) -> None:
+    """Make sure this process runs with *seed*, re-executing if necessary.
+
+    *root* (``(recorded root seed,)``) also makes a patched interpreter's thread ids, and so its
+    identity hashes, those of the recording (``RETRACE_ROOT_SEED``, read once at start-up).
+    """
     current = os.environ.get("PYTHONHASHSEED")
-    if _adopted() and current == str(seed):
-        return
-    if current != str(seed):
-        _exec(argv, seed)
+    if root is not None and "thread_ids" not in probes.status().available:
+        root = None  # nothing to match on an interpreter without thread-id probes
+    root_ok = root is None or probes.root_seed() == root[0]
+    if _adopted():
+        return  # already re-executed once: never loop
+    if current != str(seed) or not root_ok:
+        _exec(argv, seed, root)

@@ -22,6 +22,7 @@ from typing import Any
 
 from retracesoftware import __version__
 from retracesoftware.proxy import ReplayDivergence
+from retracesoftware.utils import probes
 
 from .adapter import RecordingReader, stream_reader, stream_writer
 from .config import load_config
@@ -247,6 +248,7 @@ def record(
             "config": {"digest": config.digest(), "files": config.files},
             "environment": snapshot_environment(env) if env.snapshot else None,
             "hash_seed": hash_seed,
+            "root_seed": probes.root_seed(),  # thread ids / identity hashes (patched CPython)
         }
     }
     _warm_caches()

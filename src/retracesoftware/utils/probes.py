@@ -24,6 +24,7 @@ from types import ModuleType
 
 __all__ = [
     "FEATURES",
+    "ROOT_SEED_ENV",
     "SUPPORTED_ABI_VERSIONS",
     "ProbePolicy",
     "ProbeStatus",
@@ -31,11 +32,15 @@ __all__ = [
     "describe",
     "identity_hash",
     "policy",
+    "root_seed",
     "status",
     "thread_id",
 ]
 
 POLICY_ENV = "RETRACE_PROBES"
+#: Seeds the deterministic thread ids (and so identity hashes) of a patched
+#: interpreter; read once, when the first thread id is handed out.
+ROOT_SEED_ENV = "RETRACE_ROOT_SEED"
 SUPPORTED_ABI_VERSIONS = frozenset({1})
 
 #: Feature name -> bit of ``_retrace.FEATURE_FLAGS`` (probe ABI 1).
@@ -166,6 +171,23 @@ def identity_hash(obj: object) -> int:
     """Identity hash of *obj*: deterministic with the probes, else address-based."""
     module = _module_for("identity_hash")
     return module.identity_hash(obj) if module is not None else object.__hash__(obj)
+
+
+def root_seed() -> str | None:
+    """The root seed this interpreter's thread ids derive from.
+
+    ``None`` when the interpreter uses the default seed or has no thread-id
+    probes.  On a patched interpreter this is what it actually read (the value
+    of ``RETRACE_ROOT_SEED`` when its first thread id was handed out), not the
+    current environment.
+    """
+    module = _module_for("thread_ids")
+    if module is None:
+        return None
+    reader = getattr(module, "root_seed", None)
+    if reader is None:  # an older runtime: it reads the variable at first use
+        return os.environ.get(ROOT_SEED_ENV)
+    return reader()
 
 
 def describe() -> str:
