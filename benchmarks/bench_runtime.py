@@ -1,10 +1,14 @@
 """Patched vs vanilla CPython: CPU workloads and startup, as ratios.
 
-    python benchmarks/bench_runtime.py --patched P --vanilla V [--rounds 7]
+    python benchmarks/bench_runtime.py --patched P --vanilla V [--rounds 7] [--callgrind]
 
 Both interpreters should be built from the same tarball with the same flags
 (``nox -s bench-runtime-3.13`` does that).  Each workload runs in a fresh
-process, alternating interpreters; the best of ``--rounds`` is compared.
+process, alternating interpreters; the best of ``--rounds`` (each the best of
+three runs in the process) is compared.  ``--callgrind`` adds instruction
+counts under ``valgrind --tool=callgrind`` (smaller sizes, one run each): they
+do not depend on the machine's load.  When both interpreters come from the
+build driver, the CPU time of their builds from scratch is compared too.
 Without arguments (``nox -s bench``) it looks for the cached 3.13 builds and
 skips when they are absent.
 """
@@ -14,8 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,10 +68,21 @@ total = sum(scaled(evens(source(1_000_000))))
 HARNESS = """
 import time
 _code = compile({code!r}, "<bench>", "exec")
-_t = time.perf_counter()
-exec(_code, {{}})
-print(time.perf_counter() - _t)
+_best = float("inf")
+for _ in range(3):
+    _t = time.perf_counter()
+    exec(_code, {{}})
+    _best = min(_best, time.perf_counter() - _t)
+print(_best)
 """
+
+# Callgrind sizes: the same workloads, scaled down (valgrind runs ~50x slower).
+CALLGRIND_SCALE = {
+    "fib(27)": ("fib(27)", "fib(22)"),
+    "dict/str loop": ("300_000", "40_000"),
+    "method-call loop": ("1_000_000", "100_000"),
+    "generator pipeline": ("1_000_000", "100_000"),
+}
 
 
 def run_workload(python: str, code: str) -> float:
@@ -78,6 +96,50 @@ def startup(python: str) -> float:
     start = time.perf_counter()
     subprocess.run([python, "-c", "pass"], check=True)
     return time.perf_counter() - start
+
+
+def instructions(python: str, code: str, tmp: Path) -> int:
+    """Instructions executed by *python* running *code* (callgrind's total)."""
+    script = tmp / "workload.py"
+    script.write_text(code)
+    out = tmp / "callgrind.out"
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python, str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"refs:\s*([\d,]+)", proc.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count in callgrind's output:\n{proc.stderr}")
+    return int(match.group(1).replace(",", ""))
+
+
+def callgrind_ratios(patched: str, vanilla: str) -> dict[str, tuple[int, int]]:
+    """Instruction counts (vanilla, patched) per workload, startup included."""
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, code in WORKLOADS.items():
+            big, small = CALLGRIND_SCALE[name]
+            scaled = code.replace(big, small)
+            counts[name] = (
+                instructions(vanilla, scaled, Path(tmp)),
+                instructions(patched, scaled, Path(tmp)),
+            )
+        counts["startup"] = (
+            instructions(vanilla, "pass", Path(tmp)),
+            instructions(patched, "pass", Path(tmp)),
+        )
+    return counts
+
+
+def build_cpu_seconds(python: str) -> float | None:
+    """CPU seconds of the driver's last build from scratch of *python*, if recorded."""
+    record = Path(python).resolve().parent.parent / "full-build.json"
+    try:
+        return float(json.loads(record.read_text())["cpu_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def default_pythons() -> tuple[str, str] | None:
@@ -96,6 +158,7 @@ def main() -> int:
     parser.add_argument("--vanilla")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--callgrind", action="store_true", help="also count instructions")
     args = parser.parse_args()
     if not (args.patched and args.vanilla):
         found = default_pythons()
@@ -123,8 +186,27 @@ def main() -> int:
     for name, best in results.items():
         ratio = best["patched"] / best["vanilla"]
         print(f"{name:<20} {best['vanilla']:>10.4f} {best['patched']:>10.4f} {ratio:>6.3f}x")
+    ratios = {k: v["patched"] / v["vanilla"] for k, v in results.items()}
+    summary: dict[str, object] = {"wall": ratios}
+    if args.callgrind:
+        if shutil.which("valgrind") is None:
+            print("callgrind: valgrind is not installed")
+        else:
+            counts = callgrind_ratios(args.patched, args.vanilla)
+            print(f"\n{'workload':<20} {'vanilla Ir':>13} {'patched Ir':>13} {'ratio':>7}")
+            for name, (van, pat) in counts.items():
+                print(f"{name:<20} {van:>13,} {pat:>13,} {pat / van:>6.3f}x")
+            summary["instructions"] = {k: p / v for k, (v, p) in counts.items()}
+    built = build_cpu_seconds(args.patched), build_cpu_seconds(args.vanilla)
+    if None not in built:
+        pat, van = built
+        print(
+            f"\nbuild from scratch (CPU s): vanilla {van:.1f}, patched {pat:.1f}, "
+            f"ratio {pat / van:.3f}x"
+        )
+        summary["build_cpu"] = pat / van
     if args.json:
-        print(json.dumps({k: v["patched"] / v["vanilla"] for k, v in results.items()}))
+        print(json.dumps(summary))
     return 0
 
 

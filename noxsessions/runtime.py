@@ -260,5 +260,7 @@ def bench_runtime_313(session: nox.Session) -> None:
         patched["executable"],
         "--vanilla",
         vanilla["executable"],
+        # Instruction counts too (independent of the machine's load) when valgrind is here.
+        *(["--callgrind"] if shutil.which("valgrind") else []),
         external=True,
     )

@@ -137,7 +137,11 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "retrace_native_probe", NULL, 0, methods};
+static struct PyModuleDef def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "retrace_native_probe",
+    .m_methods = methods,
+};
 
 PyMODINIT_FUNC
 PyInit_retrace_native_probe(void)
@@ -165,6 +169,7 @@ def build(tmp):
     src.write_text(SOURCE)
     cc = os.environ.get("CC") or "cc"
     flags = ["-shared", "-fPIC", "-O1", "-std=c11", "-Wall", "-Wextra", "-Werror"]
+    flags.append("-Wno-unused-parameter")  # METH_NOARGS/METH_O signatures, as in CPython
     incs = [f"-I{d}" for d in include_dirs()]
     proc = subprocess.run(
         [cc, *flags, *incs, str(src), "-o", str(out)], capture_output=True, text=True
