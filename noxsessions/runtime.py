@@ -33,7 +33,7 @@ DRIVER = ROOT / "tools" / "cpython_runtime.py"
 WHEEL_PROJECT = ROOT / "wheels" / "retracesoftware-cpython"
 CPYTHON_TESTS = ("test_sys", "test_threading", "test_frame", "test_generators")
 # test_objecttypes asserts sys.getsizeof() of frame objects byte for byte; the
-# patched frame carries the 48-byte retrace state, so it must differ.
+# patched frame carries the 32-byte retrace state, so it must differ.
 CPYTHON_TEST_IGNORES = ("--ignore", "test.test_sys.SizeofTest.test_objecttypes")
 VANILLA_FOR_COMPAT = {"3.11": "3.11.7", "3.12": "3.12.1", "3.13": "3.13.0"}
 MESON_REQUIREMENTS = ("meson>=1.4", "ninja")

@@ -19,6 +19,12 @@
 
 Py_ssize_t _PyRetrace_identity_live = 0;
 
+/* Counts of thread starts and identity hashes made by control-plane
+ * (transparent) code; tagged so they never equal an application count. */
+#define HIDDEN_TAG (1ULL << 63)
+static uint64_t hidden_spawns;
+static uint64_t hidden_hashes;
+
 /* ---- mixing ------------------------------------------------------------ */
 
 static inline uint64_t
@@ -354,8 +360,17 @@ _PyRetrace_InitChildThread(PyThreadState *parent, PyThreadState *child)
         return;
     }
     uint64_t pid = _PyRetrace_ThreadId(parent);
-    uint64_t h = combine(pid, ++parent->retrace.spawn_count);
-    h = combine(h, _PyRetrace_LocationHash(parent));
+    uint64_t h;
+    if (parent->retrace.transparent) {
+        /* Started by control-plane code (a recorder's writer thread, say):
+         * it must not shift the ids of the application's threads, so it uses
+         * a separate process-wide count (its own id need not repeat). */
+        h = combine(pid, ++hidden_spawns | HIDDEN_TAG);
+    }
+    else {
+        h = combine(pid, ++parent->retrace.spawn_count);
+        h = combine(h, _PyRetrace_LocationHash(parent));
+    }
     unique_id(child->interp, nonzero(h), child);
 }
 
@@ -567,7 +582,11 @@ _PyRetrace_IdentityHash(PyObject *op)
             return -1;
         }
     }
-    uint64_t h = combine(_PyRetrace_ThreadId(tstate), ++tstate->retrace.hash_count);
+    /* Control-plane code (transparent scope) hashes with a separate count,
+     * so what it hashes never shifts the application's identity hashes. */
+    uint64_t h = tstate->retrace.transparent
+        ? combine(_PyRetrace_ThreadId(tstate), ++hidden_hashes | HIDDEN_TAG)
+        : combine(_PyRetrace_ThreadId(tstate), ++tstate->retrace.hash_count);
     Py_hash_t value = (Py_hash_t)(h >> 1);   /* non-negative, never -1 */
     uintptr_t j = slot_of(key, rs->id_mask);
     while (rs->id_table[j].key) {

@@ -141,3 +141,18 @@ def test_patched_thread_ids_and_hashes_follow_the_root_seed(patched_python):
     assert a1["main"] == a1["main_id"]
     assert b["main"] != a1["main"] and b["objs"] != a1["objs"]
     assert b["threads"] != a1["threads"] and default["main"] != a1["main"]
+
+
+def test_application_reenters_visible_space_only_with_probes(monkeypatch):
+    def run():
+        return 42
+
+    monkeypatch.setattr(probes, "_import_retrace", lambda: None)
+    assert probes.application(run) is run
+    module = fake_retrace(None)
+    module.include = lambda fn: ("included", fn)
+    monkeypatch.setattr(probes, "_import_retrace", lambda: module)
+    probes._cached = None
+    assert probes.application(run) == ("included", run)
+    monkeypatch.setenv("RETRACE_PROBES", "off")
+    assert probes.application(run) is run

@@ -195,7 +195,7 @@ def _join_threads() -> None:
 def _run(program: Program) -> Outcome:
     try:
         try:
-            program.run()
+            probes.application(program.run)()  # visible again under the transparent CLI
         finally:
             _join_threads()
     except SystemExit as exc:

@@ -19,8 +19,12 @@ import importlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "FEATURES",
@@ -188,6 +192,17 @@ def root_seed() -> str | None:
     if reader is None:  # an older runtime: it reads the variable at first use
         return os.environ.get(ROOT_SEED_ENV)
     return reader()
+
+
+def application(fn: Callable[..., T]) -> Callable[..., T]:
+    """*fn* made coordinate-visible (``_retrace.include``) when coordinates are in use.
+
+    Retrace's command line runs transparent on a patched interpreter; the recorded program is
+    re-entered through this, so its coordinates, thread ids and identity hashes do not depend
+    on which engine code (record or replay) runs above it.
+    """
+    module = _module_for("coordinates")
+    return fn if module is None else module.include(fn)
 
 
 def describe() -> str:
