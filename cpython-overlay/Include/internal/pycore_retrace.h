@@ -186,11 +186,14 @@ PyAPI_FUNC(Py_hash_t) _PyRetrace_IdentityHash(PyObject *op);
 PyAPI_FUNC(void) _PyRetrace_ForgetIdentity(PyObject *op);
 extern Py_ssize_t _PyRetrace_identity_live;
 
-/* Hook in _Py_Dealloc: drop the identity hash of a dying object. */
+/* Hook in _Py_Dealloc (and ceval's inlined Py_DECREF): drop the identity
+ * hash of a dying object.  The type test comes first: the type is at hand
+ * for tp_dealloc anyway, and most deallocated objects (ints, strs, floats,
+ * tuples, lists, dicts) have a hash of their own, so they stop there. */
 static inline void
 _PyRetrace_OnDealloc(PyObject *op, PyTypeObject *type)
 {
-    if (_PyRetrace_identity_live != 0 && type->tp_hash == _PyRetrace_IdentityHash) {
+    if (type->tp_hash == _PyRetrace_IdentityHash && _PyRetrace_identity_live != 0) {
         _PyRetrace_ForgetIdentity(op);
     }
 }
