@@ -159,27 +159,36 @@ void
 _PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame)
 {
     _PyRetraceFrameState *rs = &frame->retrace;
-    rs->ordinal = 0;
     if (tstate->retrace.transparent) {
         /* Control-plane frames never consume application ordinals. */
+        rs->ordinal = 0;
         rs->gate = _PyRetrace_GATE_TRANSPARENT;
         return;
     }
     rs->gate = _PyRetrace_GATE_CLEAN;
     int from_c = _PyRetrace_ENTERED_FROM_C(frame);
     _PyInterpreterFrame *p = frame->previous;
-    while (p != NULL && !_PyRetrace_FrameVisible(p)) {
-        from_c |= _PyRetrace_IS_SHIM(p);
-        p = p->previous;
-    }
-    if (p == NULL) {
-        rs->ordinal = tstate->retrace.root_ordinal++;
-        return;
+    /* Walk to the nearest visible frame.  Shims (3.12+ entry frames, the only
+     * FRAME_OWNED_BY_CSTACK frames) carry _PyRetrace_GATE_SHIM, transparent
+     * frames _PyRetrace_GATE_TRANSPARENT: one load per frame decides. */
+    for (;; p = p->previous) {
+        if (p == NULL) {
+            rs->ordinal = tstate->retrace.root_ordinal++;
+            return;
+        }
+        uintptr_t g = p->retrace.gate;
+        if (g == _PyRetrace_GATE_SHIM) {
+            from_c = 1;
+        }
+        else if (g != _PyRetrace_GATE_TRANSPARENT) {
+            break;
+        }
     }
     _PyRetraceFrameState *ps = &p->retrace;
-    uint32_t here = (uint32_t)(uintptr_t)_PyRetrace_INSTR(p);
     uintptr_t key = _PyRetrace_PositionKey(p);
     if (ps->gate == key) {
+        /* Counting is open at this position (the common case of a generator
+         * or callback driven repeatedly from one C call). */
         if (ps->next_child == UINT32_MAX) {
             /* Counter exhausted: move the parent's coordinate on by one code
              * unit (still ordered: every later coordinate moves too) and
@@ -189,8 +198,13 @@ _PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame)
             ps->next_child = 0;
         }
         rs->ordinal = ps->next_child++;
+        if (!from_c) {
+            ps->last_call = (uint32_t)(uintptr_t)_PyRetrace_INSTR(p);
+        }
+        return;
     }
-    else if (from_c) {
+    uint32_t here = (uint32_t)(uintptr_t)_PyRetrace_INSTR(p);
+    if (from_c) {
         uint32_t first = ps->last_call == here ? 1 : 0;
         ps->gate = key;
         ps->next_child = first + 1;
@@ -199,9 +213,8 @@ _PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame)
     else {
         /* A direct call at a fresh position: close any stale counting. */
         ps->gate = _PyRetrace_GATE_CLEAN;
-    }
-    if (!from_c) {
         ps->last_call = here;
+        rs->ordinal = 0;
     }
 }
 
