@@ -68,12 +68,13 @@ total = sum(scaled(evens(source(1_000_000))))
 HARNESS = """
 import time
 _code = compile({code!r}, "<bench>", "exec")
-_best = float("inf")
+_wall = _cpu = float("inf")
 for _ in range(3):
-    _t = time.perf_counter()
+    _t, _c = time.perf_counter(), time.process_time()
     exec(_code, {{}})
-    _best = min(_best, time.perf_counter() - _t)
-print(_best)
+    _wall = min(_wall, time.perf_counter() - _t)
+    _cpu = min(_cpu, time.process_time() - _c)
+print(_wall, _cpu)
 """
 
 # Callgrind sizes: the same workloads, scaled down (valgrind runs ~50x slower).
@@ -85,17 +86,26 @@ CALLGRIND_SCALE = {
 }
 
 
-def run_workload(python: str, code: str) -> float:
+def run_workload(python: str, code: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of *code* in a fresh *python*, each the best of three runs."""
     out = subprocess.run(
         [python, "-c", HARNESS.format(code=code)], capture_output=True, text=True, check=True
     ).stdout
-    return float(out.strip())
+    wall, cpu = out.split()
+    return float(wall), float(cpu)
 
 
-def startup(python: str) -> float:
+def startup(python: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``python -c pass``."""
+    before = os.times()
     start = time.perf_counter()
     subprocess.run([python, "-c", "pass"], check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return wall, cpu
 
 
 def instructions(python: str, code: str, tmp: Path) -> int:
@@ -108,6 +118,8 @@ def instructions(python: str, code: str, tmp: Path) -> int:
         capture_output=True,
         text=True,
         check=True,
+        # A fixed string-hash seed: dict probe counts (hence instructions) depend on it.
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     match = re.search(r"refs:\s*([\d,]+)", proc.stderr)
     if match is None:
@@ -169,24 +181,33 @@ def main() -> int:
             )
             return 0
         args.patched, args.vanilla = found
-    results = {}
+    inf = (float("inf"), float("inf"))
+    results: dict[str, dict[str, tuple[float, float]]] = {}
     for name, code in WORKLOADS.items():
-        best = {"patched": float("inf"), "vanilla": float("inf")}
+        best = {"patched": inf, "vanilla": inf}
         for _ in range(args.rounds):
             for which in ("vanilla", "patched"):
-                python = getattr(args, which)
-                best[which] = min(best[which], run_workload(python, code))
+                got = run_workload(getattr(args, which), code)
+                best[which] = (min(best[which][0], got[0]), min(best[which][1], got[1]))
         results[name] = best
-    best = {"patched": float("inf"), "vanilla": float("inf")}
+    best = {"patched": inf, "vanilla": inf}
     for _ in range(args.rounds * 3):
         for which in ("vanilla", "patched"):
-            best[which] = min(best[which], startup(getattr(args, which)))
+            got = startup(getattr(args, which))
+            best[which] = (min(best[which][0], got[0]), min(best[which][1], got[1]))
     results["startup"] = best
-    print(f"{'workload':<20} {'vanilla s':>10} {'patched s':>10} {'ratio':>7}")
+    print(
+        f"{'workload':<20} {'vanilla s':>10} {'patched s':>10} {'wall':>7}"
+        f" {'vanilla cpu':>12} {'patched cpu':>12} {'cpu':>7}"
+    )
     for name, best in results.items():
-        ratio = best["patched"] / best["vanilla"]
-        print(f"{name:<20} {best['vanilla']:>10.4f} {best['patched']:>10.4f} {ratio:>6.3f}x")
-    ratios = {k: v["patched"] / v["vanilla"] for k, v in results.items()}
+        (vw, vc), (pw, pc) = best["vanilla"], best["patched"]
+        cpu_ratio = pc / vc if vc > 0 else float("nan")
+        print(
+            f"{name:<20} {vw:>10.4f} {pw:>10.4f} {pw / vw:>6.3f}x"
+            f" {vc:>12.4f} {pc:>12.4f} {cpu_ratio:>6.3f}x"
+        )
+    ratios = {k: v["patched"][0] / v["vanilla"][0] for k, v in results.items()}
     summary: dict[str, object] = {"wall": ratios}
     if args.callgrind:
         if shutil.which("valgrind") is None:
