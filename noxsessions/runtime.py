@@ -71,12 +71,11 @@ def _meson_build_dir(series: str) -> Path:
 
 
 def _meson_options(posargs: list[str]) -> list[str]:
-    opts = []
-    if "--unverified" in posargs:
-        opts.append("-Dunverified=true")
-    if "--version" in posargs:
-        opts.append(f"-Dcpython_version={posargs[posargs.index('--version') + 1]}")
-    return opts
+    # Every option is always passed: a reused build directory must not keep the
+    # version or flag of an earlier run that gave them.
+    version = posargs[posargs.index("--version") + 1] if "--version" in posargs else ""
+    unverified = "true" if "--unverified" in posargs else "false"
+    return [f"-Dunverified={unverified}", f"-Dcpython_version={version}"]
 
 
 def build_runtime(session: nox.Session, series: str) -> dict:
