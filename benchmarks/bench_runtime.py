@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -97,14 +98,12 @@ def run_workload(python: str, code: str) -> tuple[float, float]:
 
 def startup(python: str) -> tuple[float, float]:
     """(wall, CPU) seconds of ``python -c pass``."""
-    before = os.times()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # microsecond resolution
     start = time.perf_counter()
     subprocess.run([python, "-c", "pass"], check=True)
     wall = time.perf_counter() - start
-    after = os.times()
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
-    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
 
 
