@@ -139,6 +139,8 @@ class System:
         self._mode = Mode.OFF
         self._writer: Writer | None = None
         self._reader: Reader | None = None
+        self._permanent: dict[int, Callable[..., Any]] = {}  # ref -> fn (see callback())
+        self._deferred: list[tuple[int, Callable[[], Any]]] = []
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -148,7 +150,8 @@ class System:
         self._thread_ids = itertools.count(1)
         self._bound: dict[int, tuple[Any, int, Any]] = {}  # id(real) -> (real, handle, program)
         self._objects: dict[int, Any] = {}  # handle -> program object (replay)
-        self._callbacks: dict[int, Callable[..., Any]] = {}
+        self._callbacks: dict[int, Callable[..., Any]] = dict(self._permanent)
+        self._deferred.clear()
         self._threads: dict[int, _ThreadState] = {}
         self._divergence: ReplayDivergence | None = None
 
@@ -252,6 +255,41 @@ class System:
         if stub is not None:
             self.stubs.register(cls, stub)
         return names
+
+    def callback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A permanent callback: *fn* wrapped so that calls to it from external code (gate
+        ``OUTSIDE``) are recorded as callbacks and replayed, without lending it to a crossing.
+
+        Its number is fixed when this is called (negative numbers, in registration order), so
+        register the same callbacks in the same order when recording and replaying.
+        """
+        ref = -1 - len(self._permanent)
+        self._permanent[ref] = fn
+        self._callbacks[ref] = fn
+        return _Callback(self, ref, fn)
+
+    def defer(self, fn: Callable[[], Any]) -> None:
+        """Record mode: call *fn* (typically a :meth:`callback` wrapper) at the calling thread's
+        next crossing, after its ``CALL`` event and before the real function runs, with the gate
+        ``OUTSIDE``: callbacks it makes are recorded inside that crossing and replayed there."""
+        if self._mode is not _RECORD:
+            raise EngineError("System.defer is only available while recording")
+        self._deferred.append((self.gate.tag, fn))
+        self.boundary.diverged = True  # every crossing takes the slow path until delivered
+
+    def _run_deferred(self, tag: int) -> None:
+        mine = [fn for t, fn in self._deferred if t == tag]
+        if not mine:
+            return
+        self._deferred[:] = [(t, fn) for t, fn in self._deferred if t != tag]
+        if not self._deferred and self._divergence is None:
+            self.boundary.diverged = False
+        for fn in mine:
+            fn()
+
+    def diverge(self, kind: str, expected: str, actual: str) -> None:
+        """Replay: report a divergence on the calling thread (raises :class:`ReplayDivergence`)."""
+        self._diverge(self.gate.tag, kind, expected, actual)
 
     def register_exception(self, cls: type[BaseException]) -> None:
         """Let replay raise *cls* (types in ``builtins`` and already-imported modules are
@@ -754,6 +792,8 @@ class System:
         self._push_loans(state, loans)
         self.gate.set(_OUTSIDE)
         try:
+            if self._deferred:
+                self._run_deferred(tag)
             result = crossing.target(*real_args, **real_kwargs)
         except BaseException as exc:
             self.gate.set(_DISABLED)
