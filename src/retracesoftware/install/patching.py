@@ -25,6 +25,7 @@ from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
 
 from . import eventloop, network, osfiles, processes, stdio
+from .sync import install_futures_order, install_sync
 from .config import Config, ConfigError, ModuleConfig
 
 __all__ = ["Installation", "install"]
@@ -141,6 +142,8 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "asyncio": eventloop.asyncio_adapter,
     "subprocess": processes.install,
     "os-write": osfiles.install,
+    "thread-sync": install_sync,
+    "futures-lock-order": install_futures_order,
 }
 
 
