@@ -56,6 +56,7 @@ ADAPTERS = frozenset({"datetime-now", "stdin", "thread-start"})
 ADAPTERS |= {"socket", "selectors", "ssl", "socketserver", "asyncio"}  # network, eventloop
 ADAPTERS |= {"subprocess", "os-write"}  # subprocesses, os-level files
 ADAPTERS |= {"thread-sync", "futures-lock-order"}  # threads, synchronisation
+ADAPTERS |= {"signals", "atexit", "finalizers"}  # signals, exit, finalizers
 
 DEFAULT_REDACT = (
     "*TOKEN*",

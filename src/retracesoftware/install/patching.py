@@ -25,8 +25,9 @@ from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
 
 from . import eventloop, network, osfiles, processes, stdio
-from .sync import install_futures_order, install_sync
 from .config import Config, ConfigError, ModuleConfig
+from .lifecycle import install_atexit, install_finalizers, install_signals
+from .sync import install_futures_order, install_sync
 
 __all__ = ["Installation", "install"]
 
@@ -144,6 +145,9 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "os-write": osfiles.install,
     "thread-sync": install_sync,
     "futures-lock-order": install_futures_order,
+    "signals": install_signals,
+    "atexit": install_atexit,
+    "finalizers": install_finalizers,
 }
 
 
