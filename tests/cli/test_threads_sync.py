@@ -38,11 +38,15 @@ import sys, threading, queue
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 sys.setswitchinterval(1e-5)
 
+# Shared lists are appended to under a lock: unsynchronised accesses race (see
+# docs/capture-lifecycle.md); synchronised ones replay in the recorded order.
+out_lock = threading.Lock()
 q = queue.Queue()
 got = []
 def consumer(n):
     while (item := q.get()) is not None:
-        got.append((n, item))
+        with out_lock:
+            got.append((n, item))
 consumers = [threading.Thread(target=consumer, args=(n,)) for n in range(3)]
 for c in consumers:
     c.start()
@@ -75,7 +79,8 @@ def member(n):
                     log.append(n)
                     cond.notify_all()
     ev.wait()
-    log.append(-n)
+    with cond:
+        log.append(-n)
 members = [threading.Thread(target=member, args=(n,)) for n in range(6)]
 for m in members:
     m.start()
@@ -90,7 +95,8 @@ sq = queue.SimpleQueue()
 taken = []
 def taker(n):
     while (item := sq.get()) is not None:
-        taken.append((n, item))
+        with out_lock:
+            taken.append((n, item))
 takers = [threading.Thread(target=taker, args=(n,)) for n in range(3)]
 for t in takers:
     t.start()
