@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import types
 from pathlib import Path
 
 from .conftest import Run, write
@@ -121,3 +122,40 @@ def test_atexit_handlers_are_recorded(retrace: Run, tmp_path: Path) -> None:
         assert "Exception ignored in atexit callback" in rec.stderr
         assert "ValueError: from an atexit handler" in rec.stderr
         _same(retrace, rec, times=1)
+
+
+def test_engine_delivers_deferred_callbacks_inside_the_next_crossing() -> None:
+    """The engine support the signals adapter uses: System.callback and System.defer."""
+    from retracesoftware.proxy import MemoryWriter, Mode, System
+    from retracesoftware.proxy.protocol import EventKind
+
+    real_calls: list[int] = []
+    clock = types.SimpleNamespace(now=lambda: real_calls.append(1) or 1.5)
+    seen: list[tuple[str, int]] = []
+    with System() as system:
+        system.patch_function(clock, "now", key="clock.now")
+        deliver = system.callback(lambda why: seen.append((why, len(seen))))
+
+        def program() -> list[object]:
+            out: list[object] = [clock.now()]
+            if system.mode is Mode.RECORD:
+                system.defer(lambda: deliver("signal"))  # as a signal arriving here
+            out.append(len(seen))  # not delivered yet: no crossing since
+            out.append(clock.now())  # delivered inside this crossing
+            out.append(len(seen))
+            return out
+
+        writer = MemoryWriter()
+        recorded = system.record(writer, program)
+        assert recorded == [1.5, 0, 1.5, 1] and seen == [("signal", 0)]
+        kinds = [event[0] for event in writer.events]
+        assert kinds[:5] == [
+            EventKind.CALL,
+            EventKind.RESULT,
+            EventKind.CALL,
+            EventKind.CALLBACK,
+            EventKind.CALLBACK_RETURN,
+        ]
+        seen.clear()
+        assert system.replay(writer.reader(), program) == recorded
+        assert seen == [("signal", 0)] and len(real_calls) == 2  # replay: no real call
