@@ -141,3 +141,32 @@ def test_changed_locking_diverges_without_hanging(retrace: Run, tmp_path: Path) 
     rep = retrace("replay", "run.retrace")
     assert rep.returncode == exitcodes.DIVERGED, rep.stderr
     assert "threading.Lock.acquire" in rep.stderr
+
+
+JOIN_POLLING = """
+import sys, threading
+sys.setswitchinterval(1e-5)
+def busy():
+    s = 0
+    for i in range(300000):
+        s += i
+t = threading.Thread(target=busy)
+t.start()
+t.join(0.001)
+print("after join(timeout):", t.is_alive())
+n = 0
+while t.is_alive():
+    n += 1
+t.join()
+print("polled", n, "times; alive", t.is_alive())
+"""
+
+
+def test_join_timeout_and_is_alive_replay(retrace: Run, tmp_path: Path) -> None:
+    # How often the loop polls depends on timing; replay gives the recorded answers and waits
+    # for the thread to end where the recording says it had ended.
+    rec = _record(retrace, tmp_path, JOIN_POLLING)
+    assert "alive False" in rec.stdout
+    for _ in range(3):
+        rep = retrace("replay", "run.retrace")
+        assert (rep.stdout, rep.stderr, rep.returncode) == (rec.stdout, rec.stderr, 0)

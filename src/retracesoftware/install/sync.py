@@ -17,6 +17,8 @@ of the sandboxed program a crossing:
   not an event: it cannot block and its effect is ordered by the next acquisition.
 * ``threading.Condition``, ``Event``, ``Semaphore``, ``Barrier`` and ``queue.Queue`` are built
   on these locks and need nothing more.
+* ``Thread.join`` and ``Thread.is_alive`` record whether the thread was still running; when
+  the recording says it had ended, replay waits until it really has.
 * ``queue.SimpleQueue`` (a C type, used by ``concurrent.futures.ThreadPoolExecutor``) returns a
   wrapper whose ``put`` draws a sequence number (a crossing) and whose ``get`` records which
   number it received, so each item reaches the same consumer on replay.  ``qsize`` and
@@ -51,6 +53,8 @@ _real_allocate_lock = _thread.allocate_lock
 _real_rlock = _thread.RLock
 _real_simple_queue = _queue.SimpleQueue
 _IMPORT_SYSTEM = ("_frozen_importlib", "importlib")
+_real_join = threading.Thread.join
+_real_is_alive = threading.Thread.is_alive
 
 
 class _Sync:
@@ -71,6 +75,8 @@ class _Sync:
             get=self._t_get,
             qsize=self._t_qsize,
             empty=self._t_empty,
+            join=self._t_join,
+            alive=self._t_alive,
         )
         self.calls = calls
         for name, key in (
@@ -81,6 +87,8 @@ class _Sync:
             ("get", "queue.SimpleQueue.get"),
             ("qsize", "queue.SimpleQueue.qsize"),
             ("empty", "queue.SimpleQueue.empty"),
+            ("join", "threading.Thread.join"),
+            ("alive", "threading.Thread.is_alive"),
         ):
             system.patch_function(calls, name, key=key)
             install.patched.append(key)
@@ -143,7 +151,43 @@ class _Sync:
     def _t_empty(self, ident: int) -> bool:
         return self.tls.queue._q.empty()
 
+    def _t_join(self, timeout: Any) -> bool:
+        thread = self.tls.thread
+        _real_join(thread, timeout)
+        return _real_is_alive(thread)
+
+    def _t_alive(self) -> bool:
+        return _real_is_alive(self.tls.thread)
+
     # ------------------------------------------------------------ operations
+
+    def finish(self, thread: threading.Thread) -> None:
+        """Replay: the recording says *thread* had ended: wait until it really has."""
+        if not thread._started.is_set():
+            return
+        system = self.system
+        deadline = _monotonic() + system.timeout
+        while _real_is_alive(thread):
+            _real_join(thread, _SLICE)
+            if system.divergence is not None:
+                raise system.divergence
+            if _monotonic() >= deadline:
+                system.diverge(
+                    "thread", f"{thread.name} to have ended", f"waited {system.timeout:g} s"
+                )
+
+    def join(self, thread: threading.Thread, timeout: Any) -> None:
+        self.tls.thread = thread
+        alive = self.calls.join(timeout)
+        if not alive and not self.recording():
+            self.finish(thread)
+
+    def is_alive(self, thread: threading.Thread) -> bool:
+        self.tls.thread = thread
+        alive = self.calls.alive()
+        if not alive and not self.recording():
+            self.finish(thread)
+        return alive
 
     def acquire(self, lock: Any, blocking: Any, timeout: Any) -> bool:
         if self.recording():
@@ -361,6 +405,22 @@ def install_sync(install: Installation) -> None:
     install._set_module(threading, "Lock", allocate_lock)
     install._set_module(threading, "_CRLock", rlock)
     install._set_module(queue, "SimpleQueue", SimpleQueue)
+
+    def join(self: threading.Thread, timeout: float | None = None) -> None:
+        if sync.active():
+            sync.join(self, timeout)
+        else:
+            _real_join(self, timeout)
+
+    def is_alive(self: threading.Thread) -> bool:
+        if sync.active():
+            return sync.is_alive(self)
+        return _real_is_alive(self)
+
+    join.__doc__ = _real_join.__doc__
+    is_alive.__doc__ = _real_is_alive.__doc__
+    install._set_type(threading.Thread, "join", join)
+    install._set_type(threading.Thread, "is_alive", is_alive)
 
     def forget() -> None:
         global _sync
