@@ -111,6 +111,8 @@ class _Sync:
     def wait_real(self, acquire: Any, what: str) -> None:
         """Replay: take a real lock the recording says was taken; a divergence, not a hang,
         if it stays unavailable for the engine's timeout."""
+        if acquire(False):
+            return
         system = self.system
         deadline = _monotonic() + system.timeout
         while not acquire(True, _SLICE):
@@ -190,7 +192,7 @@ class _Sync:
         return alive
 
     def acquire(self, lock: Any, blocking: Any, timeout: Any) -> bool:
-        if self.recording():
+        if self.boundary.mode == _RECORD:
             self.tls.lock = lock._lock
             return self.calls.acquire(lock._ident, blocking, timeout)
         ok = self.calls.acquire(lock._ident, blocking, timeout)
@@ -235,14 +237,17 @@ class Lock:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         sync = self._sync
-        if sync.active():
+        if sync.boundary.mode and sync.gate.get() == _INSIDE:
             return sync.acquire(self, blocking, timeout)
         return self._lock.acquire(blocking, timeout)
 
     acquire_lock = acquire
 
     def __enter__(self) -> bool:
-        return self.acquire()
+        sync = self._sync
+        if sync.boundary.mode and sync.gate.get() == _INSIDE:
+            return sync.acquire(self, True, -1)
+        return self._lock.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
