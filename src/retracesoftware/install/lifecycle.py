@@ -78,6 +78,7 @@ class _Signals:
     def __init__(self, system: System) -> None:
         self.system = system
         self.handlers: dict[int, Any] = {}  # signum -> the program's handler
+        self.pending: set[int] = set()  # deferred, not delivered yet
         self.deliver = system.callback(self._dispatch)
 
     def _dispatch(self, signum: int) -> None:
@@ -85,6 +86,10 @@ class _Signals:
         handler = self.handlers.get(signum)
         if callable(handler):
             handler(signum, _program_frame())
+
+    def _deliver_pending(self, signum: int) -> None:
+        self.pending.discard(signum)
+        self.deliver(signum)
 
     def _catch(self, signum: int, frame: Any) -> None:
         """The real handler: decide where the program's handler runs."""
@@ -96,7 +101,16 @@ class _Signals:
                 self.deliver(signum)
                 return
             if state in (_INSIDE, _DISABLED):  # program code: at the next crossing
-                system.defer(lambda: self.deliver(signum))
+                if (
+                    state == _INSIDE
+                    and signum in self.pending
+                    and self.handlers.get(signum) is signal.default_int_handler
+                ):
+                    # A second Ctrl-C while the first waits for a crossing: the program
+                    # computes without crossings; interrupt it here (not replayable).
+                    signal.default_int_handler(signum, frame)
+                self.pending.add(signum)
+                system.defer(lambda: self._deliver_pending(signum))
                 return
         elif mode != 0 and self.handlers.get(signum) is not signal.default_int_handler:
             # Replay runs handlers from the recording; a real signal reaching a replay is
