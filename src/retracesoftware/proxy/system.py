@@ -12,6 +12,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic as _monotonic
+from time import sleep as _sleep
 from typing import Any, TypeVar
 
 from retracesoftware import utils
@@ -152,6 +153,7 @@ class System:
         self._objects: dict[int, Any] = {}  # handle -> program object (replay)
         self._callbacks: dict[int, Callable[..., Any]] = dict(self._permanent)
         self._deferred.clear()
+        self._live: set[int] = set()  # tags of threads running in the sandbox
         self._threads: dict[int, _ThreadState] = {}
         self._divergence: ReplayDivergence | None = None
 
@@ -376,7 +378,17 @@ class System:
                 self._expect_end(0)
             return result
         finally:
+            if self._divergence is not None:
+                self._await_threads(1.0)
             self._stop()
+
+    def _await_threads(self, limit: float) -> None:
+        """After a divergence: give the program's other threads up to *limit* seconds to reach
+        a crossing (which raises the divergence) and end, before the patches come off."""
+        deadline = _monotonic() + limit
+        with self.gate.scope(_DISABLED):
+            while self._live and _monotonic() < deadline:
+                _sleep(0.005)
 
     def _start(self, mode: Mode) -> None:
         self._check_idle("start")
@@ -421,10 +433,12 @@ class System:
                 tag = event[2]
 
         def run(*args: Any, **kwargs: Any) -> T:
+            self._live.add(tag)
             try:
                 with self.gate.scope(_INSIDE, tag):
                     return fn(*args, **kwargs)
             finally:
+                self._live.discard(tag)
                 with self.gate.scope(_DISABLED, tag):
                     if self._mode is Mode.RECORD and self._writer is not None:
                         self._writer.end(tag)
