@@ -55,6 +55,14 @@ _real_simple_queue = _queue.SimpleQueue
 _IMPORT_SYSTEM = ("_frozen_importlib", "importlib")
 _real_join = threading.Thread.join
 _real_is_alive = threading.Thread.is_alive
+_real_thread_init = threading.Thread.__init__
+_ORDER = "_retrace_order"
+
+
+def _thread_order(thread: threading.Thread) -> int:
+    """The number given to a thread object created in the sandbox (-1 for others)."""
+    order = thread.__dict__.get(_ORDER)
+    return order if isinstance(order, int) else -1
 
 
 class _Sync:
@@ -153,12 +161,12 @@ class _Sync:
     def _t_empty(self, ident: int) -> bool:
         return self.tls.queue._q.empty()
 
-    def _t_join(self, timeout: Any) -> bool:
+    def _t_join(self, ident: int, timeout: Any) -> bool:
         thread = self.tls.thread
         _real_join(thread, timeout)
         return _real_is_alive(thread)
 
-    def _t_alive(self) -> bool:
+    def _t_alive(self, ident: int) -> bool:
         return _real_is_alive(self.tls.thread)
 
     # ------------------------------------------------------------ operations
@@ -180,13 +188,13 @@ class _Sync:
 
     def join(self, thread: threading.Thread, timeout: Any) -> None:
         self.tls.thread = thread
-        alive = self.calls.join(timeout)
+        alive = self.calls.join(_thread_order(thread), timeout)
         if not alive and not self.recording():
             self.finish(thread)
 
     def is_alive(self, thread: threading.Thread) -> bool:
         self.tls.thread = thread
-        alive = self.calls.alive()
+        alive = self.calls.alive(_thread_order(thread))
         if not alive and not self.recording():
             self.finish(thread)
         return alive
@@ -422,6 +430,19 @@ def install_sync(install: Installation) -> None:
             return sync.is_alive(self)
         return _real_is_alive(self)
 
+    def __init__(self: threading.Thread, *args: Any, **kwargs: Any) -> None:
+        _real_thread_init(self, *args, **kwargs)
+        if sync.active():
+            self.__dict__[_ORDER] = sync.next_ident()
+
+    def __hash__(self: threading.Thread) -> int:
+        # Sets of threads (ThreadPoolExecutor._threads) iterate in hash order: make it the
+        # creation order, not the memory address, so joins replay in the recorded order.
+        order = self.__dict__.get(_ORDER)
+        return hash(order) if order is not None else object.__hash__(self)
+
+    install._set_type(threading.Thread, "__init__", __init__)
+    install._set_type(threading.Thread, "__hash__", __hash__)
     join.__doc__ = _real_join.__doc__
     is_alive.__doc__ = _real_is_alive.__doc__
     install._set_type(threading.Thread, "join", join)
