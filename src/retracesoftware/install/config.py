@@ -55,6 +55,8 @@ CONFIG_PATH_VAR = "RETRACE_CONFIG_PATH"
 ADAPTERS = frozenset({"datetime-now", "stdin", "thread-start"})
 ADAPTERS |= {"socket", "selectors", "ssl", "socketserver", "asyncio"}  # network, eventloop
 ADAPTERS |= {"subprocess", "os-write"}  # subprocesses, os-level files
+ADAPTERS |= {"thread-sync", "futures-lock-order"}  # threads, synchronisation
+ADAPTERS |= {"signals", "atexit", "finalizers"}  # signals, exit, finalizers
 
 DEFAULT_REDACT = (
     "*TOKEN*",

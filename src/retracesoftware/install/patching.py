@@ -26,6 +26,8 @@ from retracesoftware.utils import GateState, set_type_attribute
 
 from . import eventloop, network, osfiles, processes, stdio
 from .config import Config, ConfigError, ModuleConfig
+from .lifecycle import install_atexit, install_finalizers, install_signals
+from .sync import install_futures_order, install_sync
 
 __all__ = ["Installation", "install"]
 
@@ -141,6 +143,11 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "asyncio": eventloop.asyncio_adapter,
     "subprocess": processes.install,
     "os-write": osfiles.install,
+    "thread-sync": install_sync,
+    "futures-lock-order": install_futures_order,
+    "signals": install_signals,
+    "atexit": install_atexit,
+    "finalizers": install_finalizers,
 }
 
 

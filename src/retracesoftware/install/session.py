@@ -32,6 +32,7 @@ from .errors import (
     MalformedRecordingError,
     ProgramNotFoundError,
 )
+from .lifecycle import run_exit_handlers
 from .patching import install
 
 __all__ = [
@@ -48,6 +49,7 @@ EXIT_RECORD = "retrace.exit"
 _INTERNAL = (
     str(Path(__file__).resolve().parent.parent) + os.sep,
     os.path.dirname(runpy.__file__) + os.sep + "runpy.py",
+    "<frozen runpy>",
 )
 
 
@@ -158,19 +160,33 @@ class Outcome:
     status: int
     message: str | None = None
     exception: BaseException | None = None
+    reported: bool = False  # already printed (before the program's atexit handlers)
 
     def report(self) -> None:
         """Print what Python prints at exit (traceback or ``sys.exit`` message) to stderr."""
+        if self.reported:
+            return
         sys.stdout.flush()
         if self.exception is not None:
             exc = self.exception
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_INTERNAL):
-                tb = tb.tb_next
-            traceback.print_exception(type(exc), exc, tb)
+            shown = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+            _hide_internal(shown)
+            print("".join(shown.format()), end="", file=sys.stderr)
         elif self.message is not None:
             print(self.message, file=sys.stderr)
         sys.stderr.flush()
+
+
+def _hide_internal(shown: traceback.TracebackException, depth: int = 0) -> None:
+    """Drop Retrace's and runpy's frames (anywhere in the stack: a signal handler's exception
+    passes through the engine) from a traceback and the exceptions chained to it."""
+    shown.stack = traceback.StackSummary.from_list(
+        [f for f in shown.stack if not f.filename.startswith(_INTERNAL)]
+    )
+    if depth < 16:
+        for chained in (shown.__cause__, shown.__context__):
+            if chained is not None:
+                _hide_internal(chained, depth + 1)
 
 
 def _exit_status(exc: SystemExit) -> Outcome:
@@ -193,6 +209,12 @@ def _join_threads() -> None:
 
 
 def _run(program: Program) -> Outcome:
+    outcome = _run_main(program)
+    run_exit_handlers(outcome)  # the program's atexit handlers, in the sandbox
+    return outcome
+
+
+def _run_main(program: Program) -> Outcome:
     try:
         try:
             probes.application(program.run)()  # visible again under the transparent CLI

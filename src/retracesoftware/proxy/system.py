@@ -12,6 +12,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic as _monotonic
+from time import sleep as _sleep
 from typing import Any, TypeVar
 
 from retracesoftware import utils
@@ -139,6 +140,8 @@ class System:
         self._mode = Mode.OFF
         self._writer: Writer | None = None
         self._reader: Reader | None = None
+        self._permanent: dict[int, Callable[..., Any]] = {}  # ref -> fn (see callback())
+        self._deferred: list[tuple[int, Callable[[], Any]]] = []
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -148,7 +151,9 @@ class System:
         self._thread_ids = itertools.count(1)
         self._bound: dict[int, tuple[Any, int, Any]] = {}  # id(real) -> (real, handle, program)
         self._objects: dict[int, Any] = {}  # handle -> program object (replay)
-        self._callbacks: dict[int, Callable[..., Any]] = {}
+        self._callbacks: dict[int, Callable[..., Any]] = dict(self._permanent)
+        self._deferred.clear()
+        self._live: set[int] = set()  # tags of threads running in the sandbox
         self._threads: dict[int, _ThreadState] = {}
         self._divergence: ReplayDivergence | None = None
 
@@ -253,6 +258,41 @@ class System:
             self.stubs.register(cls, stub)
         return names
 
+    def callback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A permanent callback: *fn* wrapped so that calls to it from external code (gate
+        ``OUTSIDE``) are recorded as callbacks and replayed, without lending it to a crossing.
+
+        Its number is fixed when this is called (negative numbers, in registration order), so
+        register the same callbacks in the same order when recording and replaying.
+        """
+        ref = -1 - len(self._permanent)
+        self._permanent[ref] = fn
+        self._callbacks[ref] = fn
+        return _Callback(self, ref, fn)
+
+    def defer(self, fn: Callable[[], Any]) -> None:
+        """Record mode: call *fn* (typically a :meth:`callback` wrapper) at the calling thread's
+        next crossing, after its ``CALL`` event and before the real function runs, with the gate
+        ``OUTSIDE``: callbacks it makes are recorded inside that crossing and replayed there."""
+        if self._mode is not _RECORD:
+            raise EngineError("System.defer is only available while recording")
+        self._deferred.append((self.gate.tag, fn))
+        self.boundary.diverged = True  # every crossing takes the slow path until delivered
+
+    def _run_deferred(self, tag: int) -> None:
+        mine = [fn for t, fn in self._deferred if t == tag]
+        if not mine:
+            return
+        self._deferred[:] = [(t, fn) for t, fn in self._deferred if t != tag]
+        if not self._deferred and self._divergence is None:
+            self.boundary.diverged = False
+        for fn in mine:
+            fn()
+
+    def diverge(self, kind: str, expected: str, actual: str) -> None:
+        """Replay: report a divergence on the calling thread (raises :class:`ReplayDivergence`)."""
+        self._diverge(self.gate.tag, kind, expected, actual)
+
     def register_exception(self, cls: type[BaseException]) -> None:
         """Let replay raise *cls* (types in ``builtins`` and already-imported modules are
         found without registration)."""
@@ -338,7 +378,17 @@ class System:
                 self._expect_end(0)
             return result
         finally:
+            if self._divergence is not None:
+                self._await_threads(1.0)
             self._stop()
+
+    def _await_threads(self, limit: float) -> None:
+        """After a divergence: give the program's other threads up to *limit* seconds to reach
+        a crossing (which raises the divergence) and end, before the patches come off."""
+        deadline = _monotonic() + limit
+        with self.gate.scope(_DISABLED):
+            while self._live and _monotonic() < deadline:
+                _sleep(0.005)
 
     def _start(self, mode: Mode) -> None:
         self._check_idle("start")
@@ -383,10 +433,12 @@ class System:
                 tag = event[2]
 
         def run(*args: Any, **kwargs: Any) -> T:
+            self._live.add(tag)
             try:
                 with self.gate.scope(_INSIDE, tag):
                     return fn(*args, **kwargs)
             finally:
+                self._live.discard(tag)
                 with self.gate.scope(_DISABLED, tag):
                     if self._mode is Mode.RECORD and self._writer is not None:
                         self._writer.end(tag)
@@ -754,6 +806,8 @@ class System:
         self._push_loans(state, loans)
         self.gate.set(_OUTSIDE)
         try:
+            if self._deferred:
+                self._run_deferred(tag)
             result = crossing.target(*real_args, **real_kwargs)
         except BaseException as exc:
             self.gate.set(_DISABLED)
