@@ -203,7 +203,7 @@ def summarise(rec: RecordingReader) -> dict[str, Any]:
         "exit_status": status,
         "uncaught_exception": exception,
         "complete": rec.truncated is None and exit_record is not None,
-        "events": len(rec.events),
+        "events": rec.count,
         "events_by_kind": dict(sorted(kinds.items())),
         "calls_by_module": dict(modules.most_common()),
         "calls_by_function": dict(calls.most_common()),

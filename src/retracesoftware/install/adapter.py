@@ -90,11 +90,14 @@ class StreamEventWriter(TupleWriter):
 
     Events go first to ``fast_log``, an :class:`~retracesoftware.utils.EventLog` (so the
     engine's native fast path appends plain-data calls without entering Python), and are moved
-    to the stream, in order, by :meth:`drain`: at every event the engine writes through a
-    method, and every ``drain_interval`` seconds by a background thread (outside the sandbox,
-    not a :mod:`threading` thread).  With the stream's own ``flush_interval`` an event is on
-    disk at most ``drain_interval + flush_interval`` after it happened, so a killed program
-    leaves a readable, truncated recording.  Call :meth:`stop` before closing ``out``.
+    to the stream, in order, by :meth:`drain` -- natively: the stream writer takes them out of
+    the log through the log's C interface (``Writer.write_log``), so no event tuple is built in
+    Python.  That happens at every event the engine writes through a method, and every
+    ``drain_interval`` seconds in a background thread (outside the sandbox, not a
+    :mod:`threading` thread; it only takes the GIL to look when the interval has passed).  With
+    the stream's own ``flush_interval`` an event is on disk at most ``drain_interval +
+    flush_interval`` after it happened, so a killed program leaves a readable, truncated
+    recording.  Call :meth:`stop` before closing ``out``.
     """
 
     def __init__(self, out: stream.Writer, *, drain_interval: float = 0.05) -> None:
@@ -102,28 +105,25 @@ class StreamEventWriter(TupleWriter):
         self.fast_log: EventLog | None = EventLog()
         self._log = self.fast_log
         self._write = out.write
-        self._lock = _thread.allocate_lock()
+        self._write_log = out.write_log
         self._stopped = False
         self._interval = drain_interval
         if drain_interval > 0:
             _thread.start_new_thread(self._drainer, ())
 
     def _drainer(self) -> None:
+        log = self._log
         while not self._stopped:
             _sleep(self._interval)
-            if not self._stopped:
+            if not self._stopped and len(log):
                 try:
                     self.drain()
                 except Exception:  # the stream failed (disk full...): the next write reports it
                     return
 
     def drain(self) -> None:
-        """Write every event appended so far to the stream, in order."""
-        log, write = self._log, self._write
-        with self._lock:
-            while log.pos < len(log):
-                event = log.take()
-                write(event, event[1])
+        """Write every event appended so far to the stream, in order (the log is emptied)."""
+        self._write_log(self._log)
 
     def stop(self) -> None:
         """Stop the background drain and write the remaining events."""
@@ -131,8 +131,9 @@ class StreamEventWriter(TupleWriter):
         self.drain()
 
     def _put(self, event: tuple[Any, ...]) -> None:
-        self._log.append(event)
-        self.drain()
+        log = self._log
+        log.append(event)
+        self._write_log(log)
 
     def record(self, tag: str, value: Any, thread: int = 0) -> None:
         """Write an install record ``(tag, value)`` (not an engine event) after the events."""
@@ -162,26 +163,47 @@ def stream_writer(
     return StreamEventWriter(out, drain_interval=drain_interval)
 
 
+class _LogReader(MemoryReader):
+    """A :class:`MemoryReader` over an :class:`EventLog` filled (and checked) natively."""
+
+    def __init__(self, log: EventLog, ends: dict[int, int]) -> None:  # noqa: D107
+        log.pos = 0
+        self._last = ends
+        self.fast_log = log
+
+
 @dataclass
 class RecordingReader:
     """A whole recording, read and checked: header, engine events, install records.
 
-    ``reader`` is a fresh :class:`retracesoftware.proxy.MemoryReader` over the engine events;
+    The engine events are held natively in ``log`` (an :class:`EventLog`); ``events`` gives
+    them as tuples.  :meth:`reader` is a :class:`retracesoftware.proxy.MemoryReader` over them
+    (positioned at the first event; readers share the log, so use one at a time).
     ``truncated`` is the :class:`retracesoftware.stream.TruncatedError` if the file ended
-    without its trailer (the recorded program was killed), in which case ``events`` holds
-    every complete event before the cut.
+    without its trailer (the recorded program was killed), in which case the log holds every
+    complete event before the cut.
     """
 
     header: stream.Header
-    events: list[tuple[Any, ...]]
+    log: EventLog
     records: dict[str, Any] = field(default_factory=dict)
     record_order: list[str] = field(default_factory=list)
     truncated: stream.TruncatedError | None = None
     size: int = 0
 
+    @property
+    def count(self) -> int:
+        """The number of engine events."""
+        return len(self.log)
+
+    @property
+    def events(self) -> tuple[tuple[Any, ...], ...]:
+        """Every engine event, as a tuple ``(kind, thread, *fields)``."""
+        return self.log.events
+
     def reader(self) -> MemoryReader:
-        """A new engine reader positioned at the first event."""
-        return MemoryReader(self.events)
+        """An engine reader positioned at the first event."""
+        return _LogReader(self.log, self.log.thread_ends())
 
 
 def stream_reader(path: str | os.PathLike[str], *, require: str | None = None) -> RecordingReader:
@@ -193,10 +215,12 @@ def stream_reader(path: str | os.PathLike[str], *, require: str | None = None) -
     :class:`retracesoftware.stream.CorruptError` if an event does not have the engine's shape.
     With *require*, a header whose metadata lacks that key raises
     :class:`~retracesoftware.install.errors.MalformedRecordingError` before any event is read.
+    The events are decoded, checked and stored natively (``stream.Reader.fill_log``); only
+    install records and malformed events come back to Python.
     """
     name = os.fsdecode(path)
     size = os.stat(path).st_size
-    events: list[tuple[Any, ...]] = []
+    log = EventLog()
     records: dict[str, Any] = {}
     order: list[str] = []
     truncated: stream.TruncatedError | None = None
@@ -206,10 +230,12 @@ def stream_reader(path: str | os.PathLike[str], *, require: str | None = None) -
             raise MalformedRecordingError(
                 "the file is a stream recording but not a recorded program (no program metadata)"
             )
+        fill = src.fill_log
         try:
-            for thread, value in src.events():
+            while (other := fill(log, _CALL, _THREAD)) is not None:
+                value = other[1]
                 if (
-                    isinstance(value, tuple)
+                    type(value) is tuple
                     and len(value) == 2
                     and type(value[0]) is str
                     and value[0].startswith("retrace.")
@@ -217,20 +243,11 @@ def stream_reader(path: str | os.PathLike[str], *, require: str | None = None) -
                     records[value[0]] = value[1]
                     order.append(value[0])
                     continue
-                if (
-                    not isinstance(value, tuple)
-                    or len(value) < 2
-                    or type(value[0]) is not int
-                    or type(value[1]) is not int
-                    or value[1] != thread
-                    or not _CALL <= value[0] <= _THREAD
-                ):
-                    raise stream.CorruptError(
-                        f"{name}: event {len(events)} is not an engine event: {value!r:.60}",
-                        path=name,
-                        offset=src.position.offset if src.position else 0,
-                    )
-                events.append(value)
+                raise stream.CorruptError(
+                    f"{name}: event {len(log)} is not an engine event: {value!r:.60}",
+                    path=name,
+                    offset=src.position.offset if src.position else 0,
+                )
         except stream.TruncatedError as exc:
             truncated = exc
-    return RecordingReader(header, events, records, order, truncated, size)
+    return RecordingReader(header, log, records, order, truncated, size)

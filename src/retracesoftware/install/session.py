@@ -372,18 +372,18 @@ def replay(
     try:
         outcome = installation.system.replay(rec.reader(), _run, program)
     except ReplayDivergence as exc:
-        if rec.truncated is not None and exc.index >= len(rec.events) - 1:
-            raise TruncatedReplayError(len(rec.events), exc) from None
+        if rec.truncated is not None and exc.index >= rec.count - 1:
+            raise TruncatedReplayError(rec.count, exc) from None
         raise
     finally:
         installation.uninstall()
     if rec.truncated is not None or EXIT_RECORD not in rec.records:
-        raise TruncatedReplayError(len(rec.events))
+        raise TruncatedReplayError(rec.count)
     recorded = rec.records[EXIT_RECORD]
     status = recorded.get("status") if isinstance(recorded, dict) else None
     if status != outcome.status:
         raise ReplayDivergence(
-            index=len(rec.events),
+            index=rec.count,
             thread=0,
             kind="exit",
             expected=f"exit status {status!r}",

@@ -24,6 +24,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "eventlog_api.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -410,6 +412,17 @@ struct Encoder {
             len += 8;
         }
         return true;
+    }
+
+    // A C integer, encoded exactly as enc_int encodes the int of the same value.
+    bool enc_ll(long long v) {
+        if (v >= SMALL_INT_MIN && v <= SMALL_INT_MAX) {
+            if (!reserve(1)) return false;
+            raw_u8(uint8_t(v + SMALL_INT_BIAS));
+            return true;
+        }
+        if (v >= 0) return put_op_varint(OP_INT_POS, uint64_t(v));
+        return put_op_varint(OP_INT_NEG, uint64_t(-1 - v));
     }
 
     bool enc_int(PyObject* o) {
@@ -1571,6 +1584,100 @@ PyObject* Writer_write(PyObject* op, PyObject* const* args, Py_ssize_t nargs, Py
     return writer_finish(self, ok, mk, old_tid, true);
 }
 
+// ---- events handed over natively by an EventLog (utils, through its capsule)
+
+const RetraceEventLogAPI* g_log_api = nullptr;
+
+const RetraceEventLogAPI* log_api() {
+    if (g_log_api) return g_log_api;
+    void* p = PyCapsule_Import(RETRACE_EVENTLOG_API_CAPSULE, 0);
+    if (!p) return nullptr;
+    auto* api = static_cast<const RetraceEventLogAPI*>(p);
+    if (api->version != RETRACE_EVENTLOG_API_VERSION) {
+        PyErr_Format(PyExc_ImportError, "EventLog C interface version %d, expected %d",
+                     api->version, RETRACE_EVENTLOG_API_VERSION);
+        return nullptr;
+    }
+    g_log_api = api;
+    return api;
+}
+
+bool check_log(const RetraceEventLogAPI* api, PyObject* log) {
+    if (!PyObject_TypeCheck(log, api->type)) {
+        PyErr_Format(PyExc_TypeError, "expected an EventLog, not %.100s", Py_TYPE(log)->tp_name);
+        return false;
+    }
+    return true;
+}
+
+struct LogWrite {
+    WriterObject* self;
+    uint64_t count;
+};
+
+// Write one event as the tuple (kind, tag, *fields) on logical thread tag; commit it.
+int write_log_event(void* ctx, long kind, long long tag, int n, PyObject* const* f) {
+    auto* lw = static_cast<LogWrite*>(ctx);
+    WriterObject* self = lw->self;
+    WriterCore* w = self->core;
+    Encoder& enc = w->enc;
+    if (tag < 0) {
+        PyErr_SetString(PyExc_ValueError, "thread must be an int in [0, 2**64)");
+        return -1;
+    }
+    Encoder::Mark mk = enc.mark();
+    uint64_t old_tid = w->cur_tid;
+    bool ok = true;
+    try {
+        auto tid = uint64_t(tag);
+        if (tid != w->cur_tid) {
+            ok = enc.put_op_varint(OP_THREAD, tid);
+            if (ok) w->cur_tid = tid;
+        }
+        ok = ok && enc.reserve(1);
+        if (ok) {
+            enc.raw_u8(uint8_t(OP_TUPLE_SMALL + 2 + n));
+            ok = enc.enter() && enc.enc_ll(kind) && enc.enc_ll(tag);
+            for (int i = 0; ok && i < n; i++) ok = enc.encode(f[i]);
+        }
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+        ok = false;
+    }
+    if (ok && enc.len > MAX_FRAME) {
+        raise_stream(StreamError, self->path, -1, "an event larger than 4 GiB cannot be written");
+        ok = false;
+    }
+    if (!ok) {
+        enc.rollback(mk);
+        w->cur_tid = old_tid;
+        return -1;
+    }
+    enc.reset_memo();
+    enc.depth = 0;
+    w->events++;
+    lw->count++;
+    w->committed.store(enc.len, std::memory_order_release);
+    if (enc.len >= w->frame_size && !writer_flush_frame(self)) return -1;
+    return 0;
+}
+
+PyObject* Writer_write_log(PyObject* op, PyObject* log) {
+    WriterObject* self = reinterpret_cast<WriterObject*>(op);
+    const RetraceEventLogAPI* api = log_api();
+    if (!api || !check_log(api, log)) return nullptr;
+    if (!writer_acquire(self)) return nullptr;
+    if (!writer_check_open(self)) {
+        writer_release(self);
+        return nullptr;
+    }
+    LogWrite lw{self, 0};
+    int rc = api->drain(log, write_log_event, &lw);
+    writer_release(self);
+    if (rc < 0) return nullptr;
+    return PyLong_FromUnsignedLongLong(lw.count);
+}
+
 PyObject* Writer_bind(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     WriterObject* self = reinterpret_cast<WriterObject*>(op);
     PyObject* thread;
@@ -1777,6 +1884,9 @@ PyMethodDef Writer_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, "bind(obj, thread=None) -> handle"},
     {"unbind", Writer_unbind, METH_O, "unbind(obj) -> handle: announce that obj's handle is dead."},
     {"flush", Writer_flush, METH_NOARGS, "Hand buffered events to the operating system."},
+    {"write_log", Writer_write_log, METH_O,
+     "write_log(log) -> count: write every event of a utils.EventLog as the value "
+     "(kind, thread, *fields) on its thread, in order, and empty the log."},
     {"close", Writer_close, METH_NOARGS, "Flush, write the trailer, fsync and close."},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -2218,6 +2328,59 @@ PyObject* Reader_next_event(PyObject* op, PyObject*) {
     return t;
 }
 
+// fill_log(log, min_kind, max_kind): append events shaped (kind, thread, *fields) -- kind an
+// int in [min_kind, max_kind], thread the event's own thread, at most max_fields fields -- to
+// the EventLog; return (thread, value) of the first other event, None at the end.
+PyObject* Reader_fill_log(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
+    ReaderObject* self = reinterpret_cast<ReaderObject*>(op);
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "fill_log(log, min_kind, max_kind)");
+        return nullptr;
+    }
+    long lo = PyLong_AsLong(args[1]);
+    if (lo == -1 && PyErr_Occurred()) return nullptr;
+    long hi = PyLong_AsLong(args[2]);
+    if (hi == -1 && PyErr_Occurred()) return nullptr;
+    const RetraceEventLogAPI* api = log_api();
+    if (!api || !check_log(api, args[0])) return nullptr;
+    PyObject* log = args[0];
+    for (;;) {
+        PyObject* v = reader_guarded_next(self);
+        if (!v) {
+            if (PyErr_Occurred()) return nullptr;
+            Py_RETURN_NONE;
+        }
+        uint64_t thread = self->core->last_thread;
+        if (PyTuple_CheckExact(v) && PyTuple_GET_SIZE(v) >= 2 &&
+            PyTuple_GET_SIZE(v) <= 2 + api->max_fields && PyLong_CheckExact(PyTuple_GET_ITEM(v, 0)) &&
+            PyLong_CheckExact(PyTuple_GET_ITEM(v, 1))) {
+            int overflow = 0;
+            long kind = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(v, 0), &overflow);
+            long long tag = overflow ? -1 : PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(v, 1), &overflow);
+            if (PyErr_Occurred()) {
+                Py_DECREF(v);
+                return nullptr;
+            }
+            if (!overflow && kind >= lo && kind <= hi && tag >= 0 && uint64_t(tag) == thread) {
+                int n = int(PyTuple_GET_SIZE(v) - 2);
+                int rc = api->append(log, kind, tag, n, reinterpret_cast<PyTupleObject*>(v)->ob_item + 2);
+                Py_DECREF(v);
+                if (rc < 0) return nullptr;
+                continue;
+            }
+        }
+        PyObject* tid = PyLong_FromUnsignedLongLong(thread);
+        if (!tid) {
+            Py_DECREF(v);
+            return nullptr;
+        }
+        PyObject* t = PyTuple_Pack(2, tid, v);
+        Py_DECREF(tid);
+        Py_DECREF(v);
+        return t;
+    }
+}
+
 PyObject* Reader_bound(PyObject* op, PyObject* arg) {
     ReaderObject* self = reinterpret_cast<ReaderObject*>(op);
     unsigned long long h = PyLong_AsUnsignedLongLong(arg);
@@ -2333,6 +2496,10 @@ PyMethodDef Reader_methods[] = {
     {"next_event", Reader_next_event, METH_NOARGS,
      "Return (thread, value) for the next event, or None at the end."},
     {"bound", Reader_bound, METH_O, "Return the object bound to a live handle."},
+    {"fill_log", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Reader_fill_log)),
+     METH_FASTCALL,
+     "fill_log(log, min_kind, max_kind) -> (thread, value) | None: append engine-shaped "
+     "events to a utils.EventLog; return the first other event, None at the end."},
     {"close", Reader_close, METH_NOARGS, "Release the file or buffer."},
     {nullptr, nullptr, 0, nullptr},
 };

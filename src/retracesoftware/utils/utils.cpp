@@ -25,6 +25,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "eventlog_api.h"
+
 // Static type objects are filled in by setup_types(); only their header is initialised here.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -619,6 +621,19 @@ class EventStore {
     void for_each(F f) {
         for (size_t i = 0; i < size_; ++i) f((*this)[i]);
     }
+    // Forget the first k events (their references are the caller's), keeping at most the
+    // chunks the remaining events need (at least one).
+    void erase_prefix(size_t k) {
+        if (k == 0) return;
+        size_t rest = size_ - k;
+        for (size_t j = 0; j < rest; ++j) (*this)[j] = (*this)[k + j];
+        size_ = rest;
+        size_t keep = rest == 0 ? 1 : (rest + CHUNK - 1) / CHUNK;
+        while (chunks_.size() > keep) {
+            delete[] chunks_.back();
+            chunks_.pop_back();
+        }
+    }
 
   private:
     std::vector<Event *> chunks_;
@@ -811,6 +826,94 @@ PyObject *EventLog_get_events(PyObject *op, void *) {
     return out;
 }
 
+// thread_ends() -> {thread: index of its last event}
+PyObject *EventLog_thread_ends(PyObject *op, PyObject *) {
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    std::unordered_map<long long, size_t> last;
+    try {
+        for (size_t i = 0; i < self->items->size(); ++i) last[(*self->items)[i].tag] = i;
+    } catch (const std::bad_alloc &) {
+        return PyErr_NoMemory();
+    }
+    PyObject *out = PyDict_New();
+    if (out == nullptr) return nullptr;
+    for (const auto &kv : last) {
+        PyObject *k = PyLong_FromLongLong(kv.first);
+        PyObject *v = k == nullptr ? nullptr : PyLong_FromSize_t(kv.second);
+        int rc = v == nullptr ? -1 : PyDict_SetItem(out, k, v);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            Py_DECREF(out);
+            return nullptr;
+        }
+    }
+    return out;
+}
+
+// --- the C interface (eventlog_api.h)
+
+int api_drain(PyObject *op, retrace_event_fn fn, void *ctx) {
+    if (!PyObject_TypeCheck(op, &EventLog_Type)) {
+        PyErr_SetString(PyExc_TypeError, "expected an EventLog");
+        return -1;
+    }
+    auto *self = reinterpret_cast<EventLogObject *>(op);
+    EventStore &items = *self->items;
+    size_t end = items.size();  // fn may run Python code that appends: stop at today's end
+    size_t i = static_cast<size_t>(self->pos);
+    int rc = 0;
+    for (; i < end; ++i) {
+        const Event &e = items[i];
+        if (fn(ctx, e.kind, e.tag, e.n, e.f) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    // Forget events [0, i) and release their references once the log is consistent again
+    // (a release may run arbitrary code).
+    std::vector<PyObject *> refs;
+    try {
+        refs.reserve(i * MAX_FIELDS);
+    } catch (const std::bad_alloc &) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t j = 0; j < i; ++j) {
+        const Event &e = items[j];
+        for (int k = 0; k < e.n; ++k) refs.push_back(e.f[k]);
+    }
+    items.erase_prefix(i);
+    self->pos = 0;
+    for (PyObject *o : refs) Py_DECREF(o);
+    return rc;
+}
+
+int api_append(PyObject *op, long kind, long long tag, int n, PyObject *const *fields) {
+    if (!PyObject_TypeCheck(op, &EventLog_Type)) {
+        PyErr_SetString(PyExc_TypeError, "expected an EventLog");
+        return -1;
+    }
+    if (n < 0 || n > MAX_FIELDS) {
+        PyErr_Format(PyExc_ValueError, "an event has at most %d fields", MAX_FIELDS);
+        return -1;
+    }
+    Event e{kind, tag, n, {nullptr, nullptr, nullptr}, UINT64_MAX};
+    for (int i = 0; i < n; ++i) e.f[i] = Py_NewRef(fields[i]);
+    e.aux = digest_of(e);
+    try {
+        reinterpret_cast<EventLogObject *>(op)->items->push_back(e);
+    } catch (const std::bad_alloc &) {
+        for (int i = 0; i < n; ++i) Py_DECREF(e.f[i]);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+RetraceEventLogAPI eventlog_api = {RETRACE_EVENTLOG_API_VERSION, &EventLog_Type, MAX_FIELDS,
+                                   api_drain, api_append};
+
 PyMethodDef EventLog_methods[] = {
     {"append", EventLog_append, METH_O,
      "Append an event: a tuple (kind: int, thread: int, *fields), at most 3 fields."},
@@ -818,6 +921,8 @@ PyMethodDef EventLog_methods[] = {
     {"peek_thread", EventLog_peek_thread, METH_NOARGS,
      "The thread of the event at the cursor, or None at the end."},
     {"take", EventLog_take, METH_NOARGS, "Return the event at the cursor and advance."},
+    {"thread_ends", EventLog_thread_ends, METH_NOARGS,
+     "{thread: index of the thread's last event} over the whole log."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -2236,6 +2341,13 @@ PyMODINIT_FUNC PyInit__utils(void) {
             Py_DECREF(m);
             return nullptr;
         }
+    }
+    PyObject *api = PyCapsule_New(&eventlog_api, RETRACE_EVENTLOG_API_CAPSULE, nullptr);
+    int api_rc = api == nullptr ? -1 : PyModule_AddObjectRef(m, "eventlog_api", api);
+    Py_XDECREF(api);
+    if (api_rc < 0) {
+        Py_DECREF(m);
+        return nullptr;
     }
     if (add_int(m, "OFF", OFF) < 0 || add_int(m, "INSIDE", INSIDE) < 0 ||
         add_int(m, "OUTSIDE", OUTSIDE) < 0 || add_int(m, "DISABLED", DISABLED) < 0 ||
