@@ -40,16 +40,23 @@ _CALL = int(EventKind.CALL)
 _THREAD = int(EventKind.THREAD)
 
 
+_new_handle = Handle.__new__
+_set_handle_id = Handle.id.__set__  # type: ignore[attr-defined]
+_set_handle_kind = Handle.kind.__set__  # type: ignore[attr-defined]
+_set_handle_new = Handle.new.__set__  # type: ignore[attr-defined]
+
+
 def _decode_handle(value: Any) -> Handle:
-    if (
-        not isinstance(value, tuple)
-        or len(value) != 3
-        or type(value[0]) is not int
-        or type(value[1]) is not str
-        or type(value[2]) is not bool
-    ):
-        raise ValueError(f"malformed engine handle {value!r:.60}")
-    return Handle(value[0], value[1], value[2])
+    if type(value) is tuple and len(value) == 3:
+        ident, kind, new = value
+        if type(ident) is int and type(kind) is str and type(new) is bool:
+            # The slots directly: this runs for every handle in a recording.
+            handle = _new_handle(Handle)
+            _set_handle_id(handle, ident)
+            _set_handle_kind(handle, kind)
+            _set_handle_new(handle, new)
+            return handle
+    raise ValueError(f"malformed engine handle {value!r:.60}")
 
 
 def _decode_loan(value: Any) -> Loan:
@@ -131,9 +138,7 @@ class StreamEventWriter(TupleWriter):
         self.drain()
 
     def _put(self, event: tuple[Any, ...]) -> None:
-        log = self._log
-        log.append(event)
-        self._write_log(log)
+        self._log.append(event)  # written by the next drain, like the fast path's events
 
     def record(self, tag: str, value: Any, thread: int = 0) -> None:
         """Write an install record ``(tag, value)`` (not an engine event) after the events."""

@@ -208,6 +208,7 @@ class Installation:
         self._module_undo: list[tuple[types.ModuleType, str, Any]] = []
         self._finalizers: list[Callable[[], None]] = []
         self._index: dict[int, list[tuple[str, types.ModuleType, str]]] | None = None
+        self._wanted: set[int] | None = None  # ids of the functions apply() patches
         self._hook: _PatchOnImport | None = None
 
     def _set_module(self, module: types.ModuleType, name: str, value: Any) -> None:
@@ -251,10 +252,13 @@ class Installation:
         """id(value) -> (module name, module, attribute) for every loaded module's callables."""
         if self._index is None:
             index: dict[int, list[tuple[str, types.ModuleType, str]]] = {}
+            wanted = self._wanted
             for mod_name, module in list(sys.modules.items()):
                 namespace = getattr(module, "__dict__", None)
                 if not isinstance(module, types.ModuleType) or not namespace:
                     continue
+                if wanted is not None and wanted.isdisjoint(map(id, list(namespace.values()))):
+                    continue  # (at C speed) none of the functions being patched is here
                 for attr, value in list(namespace.items()):
                     if callable(value) and not isinstance(value, type):
                         index.setdefault(id(value), []).append((mod_name, module, attr))
@@ -295,10 +299,22 @@ class Installation:
             if name not in sys.modules:
                 with contextlib.suppress(ImportError):
                     importlib.import_module(name)
+        # Index only the aliases of the functions about to be patched (ids taken before any
+        # patching), not every callable of every loaded module.
+        wanted: set[int] = set()
+        for name, mod in self.config.modules.items():
+            module = sys.modules.get(name)
+            if module is not None:
+                for fn_name in (*mod.functions, *mod.optional):
+                    value = getattr(module, fn_name, None)
+                    if value is not None:
+                        wanted.add(id(value))
+        self._wanted = wanted
         try:
             self._apply()
         finally:
             self._index = None
+            self._wanted = None
 
     def _apply(self) -> None:
         for name, mod in self.config.modules.items():

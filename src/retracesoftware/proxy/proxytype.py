@@ -37,14 +37,13 @@ class ExternalProxy:
 def unwrap(obj: Any) -> Any:
     """The real object behind a proxy made on record (``obj`` itself if it is no proxy)."""
     if isinstance(obj, ExternalProxy):
-        target = object.__getattribute__(obj, "_retrace_target")
+        target = _target_of(obj)
         if target is not None:
             return target
     return obj
 
 
-def _unwrap_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(unwrap(a) for a in args)
+_target_of = ExternalProxy._retrace_target.__get__  # type: ignore[attr-defined]
 
 
 class _Forward:
@@ -57,7 +56,7 @@ class _Forward:
         self.op = op
 
     def __call__(self, proxy: ExternalProxy, *args: Any, **kwargs: Any) -> Any:
-        target = object.__getattribute__(proxy, "_retrace_target")
+        target = _target_of(proxy)
         if target is None:
             if self.name in ("__repr__", "__str__"):
                 return f"<replayed {object.__getattribute__(proxy, '_retrace_type')}>"
@@ -65,7 +64,9 @@ class _Forward:
                 f"{self.name} of a replayed external object was called outside the sandbox; "
                 "it has no real object behind it"
             )
-        return self.op(target, *_unwrap_args(args), **kwargs)
+        if args:
+            return self.op(target, *[unwrap(a) for a in args], **kwargs)
+        return self.op(target, **kwargs)
 
 
 def _call(target: Any, *args: Any, **kwargs: Any) -> Any:

@@ -55,6 +55,8 @@ _THREAD = int(EventKind.THREAD)
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 _SCALAR_SET = frozenset(_SCALARS)
+_SCALAR_BASES = (bool, int, float, complex, str, bytes)  # in order: bool before int
+_MISSING = object()
 _CALLBACK_TYPES = (types.FunctionType, types.MethodType, functools.partial)
 _ENGINE_DIRS = (
     os.path.dirname(os.path.abspath(__file__)) + os.sep,
@@ -130,12 +132,17 @@ class System:
     def __init__(self, *, timeout: float = 10.0) -> None:
         self.timeout = timeout
         self.gate = Gate()
-        self.boundary = Boundary(self.gate, self._slow, self._record_result, self._record_error)
+        self.boundary = Boundary(
+            self.gate, self._slow, self._record_result, self._record_error, self._replay_result
+        )
         self.stubs = StubFactory(self)
         self.proxy_type = proxytype(self)
         self._stack = StackFactory(skip=_ENGINE_DIRS)
         self._patches: list[_Patch] = []
         self._patched_types: dict[type, str] = {}
+        self._bound_types: tuple[type, ...] = ()  # the keys of _patched_types (cached)
+        # type -> (scalar base or None, type_key, "proxy:" + type_key), filled by _encode
+        self._type_info: dict[type, tuple[type | None, str, str]] = {}
         self._exceptions: dict[str, type[BaseException]] = {}
         self._mode = Mode.OFF
         self._writer: Writer | None = None
@@ -254,6 +261,7 @@ class System:
             set_type_attribute(cls, n, replacement)
             self._patches.append(_Patch(cls, n, True, original, True))
         self._patched_types[cls] = key
+        self._bound_types = tuple(self._patched_types)
         if stub is not None:
             self.stubs.register(cls, stub)
         return names
@@ -313,6 +321,7 @@ class System:
             else:
                 delattr(p.owner, p.name)
         self._patched_types.clear()
+        self._bound_types = ()
 
     @property
     def installed(self) -> bool:
@@ -398,6 +407,7 @@ class System:
         self.boundary.mode = int(mode)
 
     def _stop(self) -> None:
+        self._type_info.clear()
         self.boundary.mode = 0
         self.boundary.log = None
         self._mode = Mode.OFF
@@ -463,19 +473,21 @@ class System:
         raise EngineError(f"the recording refers to type {name!r}, which is not patched")
 
     def _is_bound_type(self, obj: Any) -> bool:
-        return isinstance(obj, tuple(self._patched_types)) if self._patched_types else False
+        return isinstance(obj, self._bound_types) if self._bound_types else False
 
     def _bind(self, real: Any, program: Any) -> tuple[int, bool]:
         entry = self._bound.get(id(real))
         if entry is not None:
             return entry[1], False
-        state = self._thread_state(self.gate.tag)
-        handle = _ident(self.gate.tag, state.next_handle)
+        tag = self.gate.tag
+        state = self._threads.get(tag) or self._thread_state(tag)
+        handle = (tag << 32) | state.next_handle  # _ident(tag, n)
         state.next_handle += 1
-        self._bound[id(real)] = (real, handle, program)
+        entry = (real, handle, program)  # shared by both keys: keeps both objects alive
+        self._bound[id(real)] = entry
         self.boundary.bind(real, handle)
         if program is not real:
-            self._bound[id(program)] = (program, handle, program)
+            self._bound[id(program)] = entry
             self.boundary.bind(program, handle)
         self._objects[handle] = program
         return handle, True
@@ -573,26 +585,29 @@ class System:
                 return recorded_map, program_map
             if t is set and _all_scalar(value):
                 return set(value), set(value)
-        loan = self._loan_of(value, state)
-        if loan is not None:
-            return loan, value
-        for base in (bool, int, float, complex, str, bytes):
-            if isinstance(value, base):
-                plain = base(value)
-                return plain, plain
+        if state.loans:
+            loan = self._loan_of(value, state)
+            if loan is not None:
+                return loan, value
+        info = self._type_info.get(t)
+        if info is None:
+            info = self._type_info[t] = _type_info(t)
+        base = info[0]
+        if base is not None:  # a subclass of a scalar type: record (and return) the scalar
+            plain = base(value)
+            return plain, plain
         entry = self._bound.get(id(value))
         if entry is not None:
-            return Handle(entry[1]), entry[2]
+            return _handle(entry[1]), entry[2]
         if isinstance(value, ExternalProxy):
             handle, _ = self._bind(value, value)
-            return Handle(handle, "proxy:?", True), value
+            return _handle(handle, "proxy:?", True), value
         if self._is_bound_type(value):
             handle, _ = self._bind(value, value)
-            return Handle(handle, "type:" + type_key(type(value)), True), value
-        name = type_key(type(value))
-        proxy = make_proxy(self.proxy_type, value, name)
+            return _handle(handle, "type:" + info[1], True), value
+        proxy = make_proxy(self.proxy_type, value, info[1])
         handle, _ = self._bind(value, proxy)
-        return Handle(handle, "proxy:" + name, True), proxy
+        return _handle(handle, info[2], True), proxy
 
     def _decode(self, value: Any, state: _ThreadState, tag: int, depth: int = 0) -> Any:
         """The object a recorded value stands for, on replay."""
@@ -959,11 +974,28 @@ class System:
         previous = gate.set(_DISABLED)
         try:
             tag = gate.tag
-            state = self._thread_state(tag)
+            state = self._threads.get(tag) or self._thread_state(tag)
             recorded, program = self._encode(value, state)
             assert self._writer is not None
             self._writer.result(tag, recorded)
             return program
+        finally:
+            gate.set(previous)
+
+    def _replay_result(self, crossing: Crossing, value: Any) -> Any:
+        """Native replay path: the call matched its recorded ``CALL`` and was answered by a
+        ``RESULT`` that is not plain data (an external object...); decode it."""
+        gate = self.gate
+        previous = gate.set(_DISABLED)
+        try:
+            tag = gate.tag
+            state = self._threads.get(tag) or self._thread_state(tag)
+            state.callback_exc = None
+            if type(value) is Handle and not value.new:  # an object the program already has
+                program = self._objects.get(value.id, _MISSING)
+                if program is not _MISSING:
+                    return program
+            return self._decode(value, state, tag)
         finally:
             gate.set(previous)
 
@@ -979,6 +1011,27 @@ class System:
             state.callback_exc = None
         finally:
             gate.set(previous)
+
+
+_new_handle = Handle.__new__
+_set_handle_id = Handle.id.__set__  # type: ignore[attr-defined]
+_set_handle_kind = Handle.kind.__set__  # type: ignore[attr-defined]
+_set_handle_new = Handle.new.__set__  # type: ignore[attr-defined]
+
+
+def _handle(ident: int, kind: str = "", new: bool = False) -> Handle:
+    """``Handle(ident, kind, new)``, without the frozen dataclass's slow ``__init__``."""
+    handle = _new_handle(Handle)
+    _set_handle_id(handle, ident)
+    _set_handle_kind(handle, kind)
+    _set_handle_new(handle, new)
+    return handle
+
+
+def _type_info(cls: type) -> tuple[type | None, str, str]:
+    base = next((b for b in _SCALAR_BASES if issubclass(cls, b)), None)
+    name = type_key(cls)
+    return base, name, "proxy:" + name
 
 
 def _check_callable(fn: Any) -> None:

@@ -1136,6 +1136,7 @@ struct BoundaryObject {
     PyObject *slow;           // slow(crossing, args, kwargs) -> result
     PyObject *record_result;  // record_result(crossing, value) -> value for the program
     PyObject *record_error;   // record_error(crossing, exc) -> None
+    PyObject *replay_result;  // replay_result(crossing, value) -> value for the program, or null
     EventLogObject *log;      // memory fast path, or nullptr
     std::unordered_map<PyObject *, long long> *handles;  // bound objects (borrowed pointers)
     int mode;
@@ -1145,13 +1146,15 @@ struct BoundaryObject {
 PyTypeObject Boundary_Type = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 PyObject *Boundary_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static const char *kwlist[] = {"gate", "slow", "record_result", "record_error", nullptr};
-    PyObject *gate, *slow, *rr, *re;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO:Boundary", const_cast<char **>(kwlist),
-                                     &Gate_Type, &gate, &slow, &rr, &re)) {
+    static const char *kwlist[] = {"gate",         "slow",          "record_result",
+                                   "record_error", "replay_result", nullptr};
+    PyObject *gate, *slow, *rr, *re, *pr = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO|O:Boundary", const_cast<char **>(kwlist),
+                                     &Gate_Type, &gate, &slow, &rr, &re, &pr)) {
         return nullptr;
     }
-    if (!PyCallable_Check(slow) || !PyCallable_Check(rr) || !PyCallable_Check(re)) {
+    if (!PyCallable_Check(slow) || !PyCallable_Check(rr) || !PyCallable_Check(re) ||
+        (pr != Py_None && !PyCallable_Check(pr))) {
         PyErr_SetString(PyExc_TypeError, "Boundary handlers must be callable");
         return nullptr;
     }
@@ -1161,6 +1164,7 @@ PyObject *Boundary_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->slow = Py_NewRef(slow);
     self->record_result = Py_NewRef(rr);
     self->record_error = Py_NewRef(re);
+    self->replay_result = pr == Py_None ? nullptr : Py_NewRef(pr);
     self->log = nullptr;
     self->handles = new (std::nothrow) std::unordered_map<PyObject *, long long>();
     if (self->handles == nullptr) {
@@ -1178,6 +1182,7 @@ int Boundary_traverse(PyObject *op, visitproc visit, void *arg) {
     Py_VISIT(self->slow);
     Py_VISIT(self->record_result);
     Py_VISIT(self->record_error);
+    Py_VISIT(self->replay_result);
     Py_VISIT(reinterpret_cast<PyObject *>(self->log));
     return 0;
 }
@@ -1188,6 +1193,7 @@ int Boundary_clear(PyObject *op) {
     Py_CLEAR(self->slow);
     Py_CLEAR(self->record_result);
     Py_CLEAR(self->record_error);
+    Py_CLEAR(self->replay_result);
     Py_CLEAR(self->log);
     return 0;
 }
@@ -1391,6 +1397,18 @@ inline int log_push(EventLogObject *log, long kind, long long tag, int n, PyObje
     return 0;
 }
 
+// handler(crossing, value): the Python side of a fast path (the handler and value are held
+// for the call, which may run arbitrary code).
+PyObject *call_handler(PyObject *handler, CrossingObject *crossing, PyObject *value) {
+    Py_INCREF(handler);
+    Py_INCREF(value);
+    PyObject *r = PyObject_CallFunctionObjArgs(handler, reinterpret_cast<PyObject *>(crossing),
+                                               value, nullptr);
+    Py_DECREF(value);
+    Py_DECREF(handler);
+    return r;
+}
+
 PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size_t nargsf,
                       const char *shapebuf, Py_ssize_t nargs, uint32_t digest) {
     BoundaryObject *b = self->boundary;
@@ -1417,10 +1435,7 @@ PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size
     if (res == nullptr) {
         SavedError err;
         err.fetch();
-        PyObject *handler = Py_NewRef(b->record_error);
-        PyObject *r = PyObject_CallFunctionObjArgs(handler, reinterpret_cast<PyObject *>(self),
-                                                   err.value(), nullptr);
-        Py_DECREF(handler);
+        PyObject *r = call_handler(b->record_error, self, err.value());
         if (r == nullptr) {
             err.clear();
             return nullptr;
@@ -1458,10 +1473,7 @@ PyObject *record_fast(CrossingObject *self, Slot &s, PyObject *const *args, size
             return nullptr;
         }
     }
-    PyObject *handler = Py_NewRef(b->record_result);
-    PyObject *out = PyObject_CallFunctionObjArgs(handler, reinterpret_cast<PyObject *>(self), res,
-                                                 nullptr);
-    Py_DECREF(handler);
+    PyObject *out = call_handler(b->record_result, self, res);
     Py_DECREF(res);
     return out;
 }
@@ -1486,8 +1498,16 @@ PyObject *replay_fast(CrossingObject *self, Slot &s, const char *shapebuf, Py_ss
     }
     bool error = false;
     PyObject *copy = plain_copy(value, 0, error);  // the program gets its own copy
-    if (copy != nullptr) log->pos = static_cast<Py_ssize_t>(pos + 2);
-    return copy;  // nullptr: not plain data (slow path), or an error is set
+    if (copy != nullptr) {
+        log->pos = static_cast<Py_ssize_t>(pos + 2);
+        return copy;
+    }
+    BoundaryObject *b = self->boundary;
+    if (error || b->replay_result == nullptr) return nullptr;  // error set, or the slow path
+    // Any other recorded result (an external object's handle...): the call matched, so the
+    // Python side only turns the value into the program's object.
+    log->pos = static_cast<Py_ssize_t>(pos + 2);
+    return call_handler(b->replay_result, self, value);
 }
 
 PyObject *Crossing_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf,
