@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
 
-from . import __version__, exitcodes
+from . import __version__, exitcodes, hashseed
+
+TYPE_CHECKING = False  # not from typing: this module runs before the hash-seed re-execution
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 PROGRAM_HELP = (
     "the program and its arguments, after `--`: `script.py ARGS`, `-m module ARGS` or "
@@ -17,6 +20,8 @@ PROGRAM_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``retrace`` command."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="retrace",
         description="Deterministic record and replay for Python programs.",
@@ -159,8 +164,10 @@ def _control_plane(fn: Callable[..., int]) -> Callable[..., int]:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        hashseed.early(args_list)  # re-execute (if needed) before importing anything heavy
+    parser = build_parser()
     head, tail = _split(args_list)
     args = parser.parse_args(head)
     if args.command == "record" and args.program:

@@ -27,7 +27,6 @@ to the shipped ones (lists of the same module are merged).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tomllib
@@ -137,7 +136,19 @@ class Config:
     def digest(self) -> str:
         """A short hash of :meth:`as_data` (record and replay must use the same config)."""
         text = json.dumps(self.as_data(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _sha256(text.encode()).hexdigest()[:16]
+
+
+def _sha256(data: bytes) -> Any:
+    """``hashlib.sha256(data)`` from the built-in module (``hashlib`` loads OpenSSL: slow)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]  # Python >= 3.12
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]  # 3.11
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data)
 
 
 def _where(path: Path, table: str, key: str | None = None) -> str:

@@ -13,7 +13,6 @@ import contextlib
 import datetime as _datetime
 import fnmatch
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import time as _time
@@ -154,8 +153,9 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
 # ------------------------------------------------------------------------ import hook
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patch configured modules that are imported after :func:`install`."""
+class _PatchOnImport:
+    """Patch configured modules that are imported after :func:`install` (a meta path finder;
+    no ``importlib.abc`` base: importing that module costs more than the rest of start-up)."""
 
     def __init__(self, install: Installation) -> None:
         self.install = install
@@ -179,7 +179,7 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
             return None
         install = self.install
 
-        class _Loader(importlib.abc.Loader):
+        class _Loader:
             def create_module(self, spec: Any) -> Any:
                 return loader.create_module(spec)
 

@@ -232,14 +232,14 @@ def _run_main(program: Program) -> Outcome:
 
 
 def _warm_caches() -> None:
-    """Fill the caches that writing a recording's header fills, in both modes.
+    """Fill, in both modes, the caches that recording or replaying fills before the program.
 
-    ``platform`` caches ``os.uname()`` the first time it is asked; if recording warmed the
-    cache (the header names the platform) and replay did not, the replayed program would make
-    a call the recording does not have.
+    Writing a recording's header and checking one on replay ask ``platform`` for the Python
+    implementation and version (parsed from ``sys.version`` and cached); if one mode filled a
+    cache the other did not, the program could make different calls in the two runs.  Nothing
+    here asks for ``platform.uname()`` (the header names the platform without it: on Linux it
+    would run ``uname -p`` in a subprocess), so that cache stays cold in both.
     """
-    platform.platform()
-    platform.uname()
     platform.python_implementation()
     platform.python_version()
 

@@ -206,6 +206,20 @@ _HEADER_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _platform_name() -> str:
+    """``platform.platform()`` as it reads on Linux when the processor name is blank (it is
+    on glibc: ``uname -p`` says "unknown"), without running ``uname -p`` in a subprocess."""
+    uname = getattr(os, "uname", None)
+    if uname is None:
+        return platform.platform()
+    system, _node, release, _version, machine = uname()
+    if system != "Linux":
+        return platform.platform()
+    libc, version = platform.libc_ver()
+    parts = [system, release, machine, *(["with", libc + version] if libc else [])]
+    return "-".join(parts).replace(" ", "_").replace("/", "-")
+
+
 def _make_header(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         cwd = os.getcwd()
@@ -218,7 +232,7 @@ def _make_header(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         "cwd": cwd,
         "python_implementation": platform.python_implementation(),
         "python_version": platform.python_version(),
-        "platform": platform.platform(),
+        "platform": _platform_name(),
         "retrace_version": _retrace_version,
         "extra": dict(metadata or {}),
     }
