@@ -220,3 +220,33 @@ def test_boundary_and_crossing_are_collected_in_cycles() -> None:
     del crossing, target
     gc.collect()
     assert ref() is None
+
+
+def test_thread_ends_and_replay_result_do_not_leak() -> None:
+    value = object()
+    gate = Gate()
+    slow, record_result, record_error = handlers()
+
+    def replay_result(crossing, recorded):
+        return recorded
+
+    boundary = Boundary(gate, slow, record_result, record_error, replay_result)
+    crossing = Crossing(Target(), "k.f", boundary)
+    shape, digest = fingerprint((1,))
+
+    def run() -> None:
+        log = EventLog([(1, 0, "k.f", shape, digest), (2, 0, value)] * 3)
+        assert log.thread_ends() == {0: 5}
+        boundary.mode = 2
+        boundary.log = log
+        with gate.scope(GateState.INSIDE, 0):
+            assert crossing(1) is value  # answered by replay_result
+        boundary.log = None
+        boundary.mode = 0
+
+    assert_no_leak(run, value, replay_result)
+
+
+def test_replay_result_must_be_callable() -> None:
+    with pytest.raises(TypeError):
+        Boundary(Gate(), *handlers(), 5)
