@@ -174,7 +174,7 @@ def stream_writer(
 class _LogReader(MemoryReader):
     """A :class:`MemoryReader` over an :class:`EventLog` filled (and checked) natively."""
 
-    def __init__(self, log: EventLog, ends: dict[int, int]) -> None:  # noqa: D107
+    def __init__(self, log: EventLog, ends: dict[int, int]) -> None:
         log.pos = 0
         self._last = ends
         self.fast_log = log

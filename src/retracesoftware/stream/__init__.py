@@ -14,15 +14,10 @@ documented Python surface.  The format itself is specified in ``docs/format.md``
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
-import uuid
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, NamedTuple, Self
 
 from .._version import __version__ as _retrace_version
 from . import _stream
@@ -35,6 +30,12 @@ from ._errors import (
     UnsupportedTypeError,
     UnsupportedVersionError,
 )
+
+TYPE_CHECKING = False  # not `from typing import ...`: importing typing costs a lot here
+
+if TYPE_CHECKING:  # typing, dataclasses, platform and uuid cost more to import than the rest
+    from types import TracebackType
+    from typing import Any, NamedTuple, Self
 
 __all__ = [
     "FORMAT_VERSION",
@@ -149,38 +150,72 @@ types = TypeRegistry()
 register = types.register
 
 
-@dataclass(frozen=True, eq=False)
-class Handle:
+class _Frozen:
+    """Immutable attributes (what ``dataclass(frozen=True)`` gives, without importing
+    ``dataclasses``: this module is imported before a replay re-executes itself)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+
+class Handle(_Frozen):
     """Stand-in a :class:`Reader` creates for a bound object when no ``on_bind`` is given.
 
-    Every reference to the handle decodes to this same object (identity is preserved).
+    Every reference to the handle decodes to this same object (identity is preserved; handles
+    compare by identity).
     """
 
+    __slots__ = ("handle",)
     handle: int
+
+    def __init__(self, handle: int) -> None:
+        object.__setattr__(self, "handle", handle)
 
     def __repr__(self) -> str:
         return f"<Handle {self.handle}>"
 
 
-class Position(NamedTuple):
-    """Where the last event read came from: data frame index, event index, byte offset."""
+if TYPE_CHECKING:
 
-    frame: int
-    event: int
-    offset: int
+    class Position(NamedTuple):
+        frame: int
+        event: int
+        offset: int
+
+    class Event(NamedTuple):
+        thread: int
+        value: Any
+
+else:
+    Position = namedtuple("Position", "frame event offset", module=__name__)
+    Position.__doc__ = (
+        "Where the last event read came from: data frame index, event index, byte offset."
+    )
+    Event = namedtuple("Event", "thread value", module=__name__)
+    Event.__doc__ = "One event with the logical thread that produced it."
 
 
-class Event(NamedTuple):
-    """One event with the logical thread that produced it."""
+class Header(_Frozen):
+    """Metadata stored at the start of every recording (immutable; compares by value)."""
 
-    thread: int
-    value: Any
-
-
-@dataclass(frozen=True)
-class Header:
-    """Metadata stored at the start of every recording."""
-
+    _FIELDS = (
+        "version",
+        "recording_id",
+        "created",
+        "argv",
+        "cwd",
+        "python_implementation",
+        "python_version",
+        "platform",
+        "retrace_version",
+        "extra",
+    )
+    __slots__ = _FIELDS
     version: tuple[int, int]
     recording_id: str
     created: float
@@ -191,6 +226,27 @@ class Header:
     platform: str
     retrace_version: str
     extra: dict[str, Any]
+
+    def __init__(self, **fields: Any) -> None:
+        if set(fields) != set(self._FIELDS):
+            raise TypeError(f"Header() needs exactly the fields {', '.join(self._FIELDS)}")
+        for name in self._FIELDS:
+            object.__setattr__(self, name, fields[name])
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"Header({body})"
 
 
 _HEADER_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -206,9 +262,19 @@ _HEADER_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _uuid4_hex() -> str:
+    """``uuid.uuid4().hex`` (random, version 4) without importing ``uuid``."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b.hex()
+
+
 def _platform_name() -> str:
     """``platform.platform()`` as it reads on Linux when the processor name is blank (it is
     on glibc: ``uname -p`` says "unknown"), without running ``uname -p`` in a subprocess."""
+    import platform
+
     uname = getattr(os, "uname", None)
     if uname is None:
         return platform.platform()
@@ -221,12 +287,14 @@ def _platform_name() -> str:
 
 
 def _make_header(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    import platform
+
     try:
         cwd = os.getcwd()
     except OSError:
         cwd = ""
     return {
-        "recording_id": uuid.uuid4().hex,
+        "recording_id": _uuid4_hex(),
         "created": time.time(),
         "argv": [str(a) for a in sys.argv],
         "cwd": cwd,
