@@ -333,3 +333,35 @@ def test_string_hash_order_replays(retrace: Run, tmp_path: Path) -> None:
     for seed in ("1", "2", "3"):  # whatever the replaying shell's seed, the recorded order
         rep = retrace("replay", "h.retrace", env={"PYTHONHASHSEED": seed})
         assert (rep.stdout, rep.returncode) == (rec.stdout, 0), rep.stderr
+
+
+def test_divergence_with_waiting_threads_prints_only_the_report(
+    retrace: Run, tmp_path: Path
+) -> None:
+    """Worker threads blocked on a queue fail once replay diverges; their tracebacks would
+    bury the report, so only the report is printed."""
+    source = """
+        import queue, threading, time
+        q = queue.Queue()
+        def worker():
+            while (item := q.get()) is not None:
+                print("got", item, time.time() > 0)
+        workers = [threading.Thread(target=worker) for _ in range(2)]
+        for t in workers: t.start()
+        for i in range(4): q.put(i)
+        time.sleep(0.05)
+        for t in workers: q.put(None)
+        for t in workers: t.join()
+        """
+    rec, _ = record_and_replay(retrace, tmp_path, source)
+    assert rec.returncode == 0, rec.stderr
+    write(
+        tmp_path / "prog.py",
+        textwrap.dedent(source).replace("time.sleep(0.05)", "time.monotonic()"),
+    )
+    rep = retrace("replay", "run.retrace")
+    assert rep.returncode == exitcodes.DIVERGED
+    assert rep.stderr.splitlines() == [
+        line for line in rep.stderr.splitlines() if line.startswith("retrace: replay diverged")
+    ]
+    assert rep.stderr.count("retrace: replay diverged") == 1

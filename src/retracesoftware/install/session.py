@@ -12,6 +12,7 @@ import os
 import platform
 import runpy
 import sys
+import threading
 import traceback
 import types
 from collections.abc import Sequence
@@ -342,6 +343,20 @@ def check_compatible(rec: RecordingReader) -> None:
         )
 
 
+def _silence_threads_after_divergence(system: Any) -> Any:
+    """Once replay has diverged, the program's other threads fail too (their crossings
+    refuse to run): keep their tracebacks out of the one divergence report.  Returns the
+    previous ``threading.excepthook``."""
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if system.divergence is None:
+            previous(args)
+
+    threading.excepthook = hook
+    return previous
+
+
 def replay(
     path: str | os.PathLike[str],
     *,
@@ -369,6 +384,7 @@ def replay(
         restore_environment(meta["environment"])
     _warm_caches()
     installation = install(config)
+    previous_hook = _silence_threads_after_divergence(installation.system)
     try:
         outcome = installation.system.replay(rec.reader(), _run, program)
     except ReplayDivergence as exc:
@@ -377,6 +393,8 @@ def replay(
         raise
     finally:
         installation.uninstall()
+        if installation.system.divergence is None:
+            threading.excepthook = previous_hook
     if rec.truncated is not None or EXIT_RECORD not in rec.records:
         raise TruncatedReplayError(rec.count)
     recorded = rec.records[EXIT_RECORD]
