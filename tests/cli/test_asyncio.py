@@ -168,3 +168,28 @@ def test_callbacks_from_other_threads(retrace: Run, tmp_path: Path, audited) -> 
     assert "threadsafe: [0, 1, 2, 3, 4]" in rec.stdout
     events = retrace("inspect", "net.retrace")
     assert "asyncio.threadsafe_callbacks" in events.stdout
+
+
+EXECUTOR_JOBS = """
+import asyncio, time
+
+def job(i):
+    time.sleep(0.01 * (10 - i))  # later jobs finish first
+    return i, round(time.time()) > 0
+
+async def main():
+    loop = asyncio.get_running_loop()
+    jobs = [loop.run_in_executor(None, job, i) for i in range(4)]
+    jobs.append(asyncio.to_thread(job, 9))
+    print(await asyncio.gather(*jobs))
+
+asyncio.run(main())
+"""
+
+
+def test_several_executor_jobs_in_flight(retrace: Run, tmp_path: Path, audited) -> None:
+    """Which worker takes which job is recorded (the executor's queue hand-offs)."""
+    rec, _ = record_replay(retrace, tmp_path, audited, EXECUTOR_JOBS)
+    for _ in range(3):
+        again = retrace("replay", "net.retrace")
+        assert (again.stdout, again.returncode) == (rec.stdout, rec.returncode), again.stderr
