@@ -14,6 +14,8 @@ import pytest
 
 from retracesoftware.utils import probes
 
+from .conftest import find_patched_python
+
 ALL = frozenset(probes.FEATURES)
 
 
@@ -130,20 +132,8 @@ def test_this_interpreter_imports_retracesoftware(monkeypatch):
     assert result.present == ("_retrace" in sys.builtin_module_names)
 
 
-def _patched_python() -> str | None:
-    explicit = os.environ.get("RETRACE_PATCHED_PYTHON")
-    if explicit:
-        return explicit
-    cache = Path(os.environ.get("RETRACE_CPYTHON_CACHE") or Path.home() / ".cache/retrace-cpython")
-    for build in sorted((cache / "build").glob("3.*-retrace"), reverse=True):
-        exe = build / "src" / "python"
-        if exe.is_file():
-            return str(exe)
-    return None
-
-
 def test_real_patched_interpreter():
-    python = _patched_python()
+    python = find_patched_python()
     if python is None:
         pytest.skip("no patched CPython built (nox -s build-runtime-3.13)")
     src = Path(probes.__file__).resolve().parent

@@ -2310,14 +2310,9 @@ PyObject* reader_guarded_next(ReaderObject* self) {
 
 PyObject* Reader_iternext(PyObject* op) { return reader_guarded_next(reinterpret_cast<ReaderObject*>(op)); }
 
-PyObject* Reader_next_event(PyObject* op, PyObject*) {
-    ReaderObject* self = reinterpret_cast<ReaderObject*>(op);
-    PyObject* v = reader_guarded_next(self);
-    if (!v) {
-        if (PyErr_Occurred()) return nullptr;
-        Py_RETURN_NONE;
-    }
-    PyObject* tid = PyLong_FromUnsignedLongLong(self->core->last_thread);
+// (thread, value) for Python; steals the reference to `v`.
+PyObject* thread_and_value(uint64_t thread, PyObject* v) {
+    PyObject* tid = PyLong_FromUnsignedLongLong(thread);
     if (!tid) {
         Py_DECREF(v);
         return nullptr;
@@ -2326,6 +2321,16 @@ PyObject* Reader_next_event(PyObject* op, PyObject*) {
     Py_DECREF(tid);
     Py_DECREF(v);
     return t;
+}
+
+PyObject* Reader_next_event(PyObject* op, PyObject*) {
+    ReaderObject* self = reinterpret_cast<ReaderObject*>(op);
+    PyObject* v = reader_guarded_next(self);
+    if (!v) {
+        if (PyErr_Occurred()) return nullptr;
+        Py_RETURN_NONE;
+    }
+    return thread_and_value(self->core->last_thread, v);
 }
 
 // fill_log(log, min_kind, max_kind): append events shaped (kind, thread, *fields) -- kind an
@@ -2369,15 +2374,7 @@ PyObject* Reader_fill_log(PyObject* op, PyObject* const* args, Py_ssize_t nargs)
                 continue;
             }
         }
-        PyObject* tid = PyLong_FromUnsignedLongLong(thread);
-        if (!tid) {
-            Py_DECREF(v);
-            return nullptr;
-        }
-        PyObject* t = PyTuple_Pack(2, tid, v);
-        Py_DECREF(tid);
-        Py_DECREF(v);
-        return t;
+        return thread_and_value(thread, v);
     }
 }
 
