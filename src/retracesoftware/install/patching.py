@@ -14,6 +14,7 @@ import datetime as _datetime
 import fnmatch
 import importlib
 import importlib.machinery
+import os
 import sys
 import time as _time
 import types
@@ -362,7 +363,10 @@ class Installation:
 
 def install(config: Config, system: System | None = None) -> Installation:
     """Patch the interpreter according to *config*; returns the :class:`Installation`."""
-    inst = Installation(system if system is not None else System(), config)
+    if system is None:
+        # Divergences inside the install layer's adapters point at the program's call.
+        system = System(adapter_dirs=(os.path.dirname(os.path.abspath(__file__)),))
+    inst = Installation(system, config)
     try:
         inst.apply()
     except BaseException:

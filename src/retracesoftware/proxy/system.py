@@ -127,9 +127,11 @@ class System:
     ``with System() as system:`` block) restores every patched attribute.
 
     *timeout* bounds how long a replaying thread waits for its turn (then: a divergence).
+    Frames in *adapter_dirs* (directories of code that wraps crossings for the program, like
+    the engine's own) are skipped when a divergence names the program's location.
     """
 
-    def __init__(self, *, timeout: float = 10.0) -> None:
+    def __init__(self, *, timeout: float = 10.0, adapter_dirs: tuple[str, ...] = ()) -> None:
         self.timeout = timeout
         self.gate = Gate()
         self.boundary = Boundary(
@@ -137,7 +139,10 @@ class System:
         )
         self.stubs = StubFactory(self)
         self.proxy_type = proxytype(self)
-        self._stack = StackFactory(skip=_ENGINE_DIRS)
+        self._stack = StackFactory(
+            skip=_ENGINE_DIRS
+            + tuple(os.path.abspath(d).rstrip(os.sep) + os.sep for d in adapter_dirs)
+        )
         self._patches: list[_Patch] = []
         self._patched_types: dict[type, str] = {}
         self._bound_types: tuple[type, ...] = ()  # the keys of _patched_types (cached)
