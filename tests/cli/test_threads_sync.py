@@ -126,6 +126,35 @@ def test_lock_order_replays_twenty_times(retrace: Run, tmp_path: Path) -> None:
         assert (rep.stdout, rep.stderr, rep.returncode) == (rec.stdout, rec.stderr, 0)
 
 
+# Loaded into the replay (and its re-executed interpreter) by PYTHONPATH: a thread sometimes
+# loses the CPU between its turn and taking the real lock. Other threads must not overtake it.
+SLOW_TAKER = """
+import itertools
+from retracesoftware.install import sync
+_calls = itertools.count()
+_wait_real = sync._Sync.wait_real
+def wait_real(self, acquire, what):
+    if next(_calls) % 3 == 1:
+        for _ in range(100000):  # busy: the program switches threads every microsecond
+            pass
+    return _wait_real(self, acquire, what)
+sync._Sync.wait_real = wait_real
+"""
+
+
+def test_lock_order_survives_a_preempted_acquirer(retrace: Run, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    write(site / "sitecustomize.py", SLOW_TAKER)
+    env = {"PYTHONPATH": str(site)}  # in both runs: it imports threading early
+    script = write(tmp_path / "prog.py", textwrap.dedent(INTERLEAVED))
+    rec = retrace("record", "-o", "run.retrace", "--", str(script), env=env)
+    assert rec.returncode == 0, rec.stderr
+    for _ in range(3):
+        rep = retrace("replay", "run.retrace", env=env)
+        assert (rep.stdout, rep.stderr, rep.returncode) == (rec.stdout, rec.stderr, 0)
+
+
 def test_primitives_and_executor_replay(retrace: Run, tmp_path: Path) -> None:
     rec = _record(retrace, tmp_path, PRIMITIVES)
     assert "completed" in rec.stdout and "simplequeue" in rec.stdout

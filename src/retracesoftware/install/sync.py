@@ -10,11 +10,13 @@ of the sandboxed program a crossing:
   the sandbox get the real objects).  ``acquire`` (and ``with``, ``locked()``, an RLock's
   ``_acquire_restore`` used by ``Condition.wait``) are crossings keyed by the lock's number,
   which is assigned in each thread's program order.  When recording, the real acquisition runs
-  inside the crossing, so the ``RESULT`` events of successful acquisitions of one lock are in
-  acquisition order.  On replay the crossing waits for its turn in the recorded order and
-  returns the recorded result; a successful acquisition then takes the real lock (waiting at
-  most ``System.timeout``), so critical sections run in the recorded order.  ``release`` is
-  not an event: it cannot block and its effect is ordered by the next acquisition.
+  inside the crossing and its result is the lock's *ticket*: the number of acquisitions of that
+  lock before this one (counted while holding it), or -1 when the acquisition failed.  On replay
+  the crossing returns the recorded ticket and a successful acquisition then waits until every
+  earlier ticket of the lock has been served before it takes the real lock (waiting at most
+  ``System.timeout``), so critical sections run in the recorded order even when a thread loses
+  the CPU between its crossing and the real acquisition.  ``release`` is not an event: it
+  cannot block and its effect is ordered by the next acquisition.
 * ``threading.Condition``, ``Event``, ``Semaphore``, ``Barrier`` and ``queue.Queue`` are built
   on these locks and need nothing more.
 * ``Thread.join`` and ``Thread.is_alive`` record whether the thread was still running; when
@@ -133,12 +135,16 @@ class _Sync:
 
     # ------------------------------------------------- crossing targets (record)
 
-    def _t_acquire(self, ident: int, blocking: Any, timeout: Any) -> bool:
-        return self.tls.lock.acquire(blocking, timeout)
+    def _t_acquire(self, ident: int, blocking: Any, timeout: Any) -> int:
+        lock = self.tls.lock
+        if not lock._lock.acquire(blocking, timeout):
+            return -1
+        return lock.next_ticket()
 
-    def _t_restore(self, ident: int) -> bool:
-        self.tls.lock._acquire_restore(self.tls.state)
-        return True
+    def _t_restore(self, ident: int) -> int:
+        lock = self.tls.lock
+        lock._lock._acquire_restore(self.tls.state)
+        return lock.next_ticket()
 
     def _t_locked(self, ident: int) -> bool:
         return self.tls.lock.locked()
@@ -199,27 +205,40 @@ class _Sync:
             self.finish(thread)
         return alive
 
-    def acquire(self, lock: Any, blocking: Any, timeout: Any) -> bool:
+    def acquire(self, lock: Lock, blocking: Any, timeout: Any) -> bool:
         if self.boundary.mode == _RECORD:
-            self.tls.lock = lock._lock
-            return self.calls.acquire(lock._ident, blocking, timeout)
-        ok = self.calls.acquire(lock._ident, blocking, timeout)
-        if ok:
+            self.tls.lock = lock
+            return self.calls.acquire(lock._ident, blocking, timeout) >= 0
+        ticket = self.calls.acquire(lock._ident, blocking, timeout)
+        if ticket is True:  # recorded before acquisitions were numbered: unordered
             self.wait_real(lock._lock.acquire, f"lock #{lock._ident:#x}")
-        return ok
+            return True
+        if type(ticket) is not int or ticket < 0:
+            return False
+        self.take(lock, ticket)
+        return True
 
     def restore(self, lock: RLock, state: Any) -> None:
         if self.recording():
-            self.tls.lock = lock._lock
+            self.tls.lock = lock
             self.tls.state = state
             self.calls.restore(lock._ident)
             return
-        self.calls.restore(lock._ident)
-        real = lock._lock
-        self.wait_real(real.acquire, f"lock #{lock._ident:#x}")
+        ticket = self.calls.restore(lock._ident)
+        self.take(lock, ticket if type(ticket) is int else 0)
         count = state[0] if isinstance(state, tuple) and state else 1
+        real = lock._lock
         for _ in range(int(count) - 1):  # re-entrant: immediate
             real.acquire()
+
+    def take(self, lock: Lock, ticket: int) -> None:
+        """Replay: take *lock* as its acquisition number *ticket*, after all earlier ones."""
+        what = f"lock #{lock._ident:#x}"
+        turn = lock.turn(ticket)
+        if turn is not None:
+            self.wait_real(turn.acquire, f"{what} (acquisition {ticket})")
+        self.wait_real(lock._lock.acquire, what)
+        lock.served(ticket)
 
     def locked(self, lock: Any) -> bool:
         self.tls.lock = lock._lock
@@ -227,17 +246,47 @@ class _Sync:
 
 
 _sync: _Sync | None = None
+_turns_mutex = _real_allocate_lock()  # guards every lock's replay tickets (brief sections)
 
 
 class Lock:
     """A program's ``threading.Lock``: acquisitions are ordered boundary events."""
 
-    __slots__ = ("__weakref__", "_ident", "_lock", "_sync")
+    __slots__ = ("__weakref__", "_ident", "_lock", "_sync", "_tickets", "_turns")
 
     def __init__(self, sync: _Sync, ident: int) -> None:
         self._sync = sync
         self._ident = ident
         self._lock = self._make()
+        self._tickets = 0  # record: acquisitions so far; replay: the next ticket to serve
+        self._turns: dict[int, Any] | None = None  # replay: tickets waiting for their turn
+
+    def next_ticket(self) -> int:
+        """Record: number this acquisition (called while holding the real lock)."""
+        ticket = self._tickets
+        self._tickets = ticket + 1
+        return ticket
+
+    def turn(self, ticket: int) -> Any:
+        """Replay: ``None`` when *ticket* is next, else a held lock released at its turn."""
+        with _turns_mutex:
+            if ticket <= self._tickets:
+                return None
+            turns = self._turns
+            if turns is None:
+                turns = self._turns = {}
+            waiter = _real_allocate_lock()
+            waiter.acquire()
+            turns[ticket] = waiter
+            return waiter
+
+    def served(self, ticket: int) -> None:
+        """Replay: *ticket* holds the lock; let the next one go."""
+        with _turns_mutex:
+            self._tickets = ticket + 1
+            waiter = self._turns.pop(ticket + 1, None) if self._turns else None
+        if waiter is not None:
+            waiter.release()
 
     @staticmethod
     def _make() -> Any:
