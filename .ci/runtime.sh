@@ -61,4 +61,7 @@ echo "== nox"
 echo "== build (sha256 checked against patches/3.13/series.toml) and smoke tests"
 SMOKE_REPEAT=${SMOKE_REPEAT:-20} "$PYTHON" -m nox -s smoke-3.13 -- --smoke-only --version 3.13.5
 
+echo "== runtime tests against the fresh build (the test venv from 'nox -s tests', not reinstalled)"
+"$PYTHON" -m nox -R -s tests-3.11 -- tests/runtime -rs
+
 echo "== runtime CI done in $(( $(date +%s) - start )) s"

@@ -421,6 +421,36 @@ def digest_of(paths: list[Path], extra: str = "") -> str:
     return digest.hexdigest()
 
 
+INPUTS_FILE = "inputs.sha256"
+
+
+def runtime_inputs(series: Series) -> str:
+    """Digest of what a patched build is made from here: the series' patches and the overlay.
+
+    Written next to a finished build (``inputs.sha256``) so tools and tests can tell a cached
+    interpreter built from other patches or overlay files from an up-to-date one.
+    """
+    overlay = sorted(p for p in OVERLAY.rglob("*") if p.is_file() and not p.name.startswith("."))
+    digest = hashlib.sha256(series.name.encode())
+    for path in [*patch_files(series), *overlay]:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_is_current(build_dir: Path) -> bool:
+    """True when the patched build in *build_dir* was made from this checkout's inputs."""
+    stamp = build_dir / INPUTS_FILE
+    if not stamp.is_file():
+        return False
+    version = build_dir.name.split("-")[0]
+    try:
+        series = load_series(".".join(version.split(".")[:2]))
+        return stamp.read_text().strip() == runtime_inputs(series)
+    except RuntimeBuildError:
+        return False
+
+
 @dataclass(frozen=True)
 class BuildResult:
     build_dir: Path
@@ -557,20 +587,22 @@ def build(
     kind = "vanilla" if vanilla else "retrace"
     build_dir = build_dir or cache_dir() / "build" / f"{source.version}-{kind}"
     with exclusive(build_dir):
+        inputs = None if vanilla else runtime_inputs(series)  # before the overlay is copied
         tree = prepare(series, source, vanilla=vanilla, build_dir=build_dir, steps=steps)
-        return _build(source, vanilla, build_dir, jobs, tree, steps, start, cpu_start)
+        return _build(source, build_dir, jobs, tree, steps, start, cpu_start, inputs)
 
 
 def _build(
     source: Source,
-    vanilla: bool,
     build_dir: Path,
     jobs: int | None,
     tree: Path,
     steps: list[str],
     start: float,
     cpu_start: Any,
+    inputs: str | None,
 ) -> BuildResult:
+    """Configure (when needed) and make; *inputs* is the patched build's input digest."""
     import time
 
     args = configure_args()
@@ -582,11 +614,14 @@ def _build(
         stamp.write_text(wanted)
         steps.append("configure")
     jobs = jobs or int(os.environ.get("RETRACE_CPYTHON_JOBS", "2"))
+    (build_dir / INPUTS_FILE).unlink(missing_ok=True)
     run(["make", f"-j{jobs}"], cwd=tree, nice=True, log=build_dir / "make.log")
     steps.append("make")
     executable = tree / "python"
     if not executable.is_file():
         raise RuntimeBuildError(f"make finished but {executable} is missing")
+    if inputs is not None:
+        (build_dir / INPUTS_FILE).write_text(inputs + "\n")
     if "configure" in steps:  # a build from scratch: keep its cost for comparisons
         (build_dir / "full-build.json").write_text(
             json.dumps(
@@ -601,7 +636,7 @@ def _build(
         tree=tree,
         executable=executable,
         version=source.version,
-        vanilla=vanilla,
+        vanilla=inputs is None,
         verified=source.verified,
         seconds=time.monotonic() - start,
         cpu_seconds=_cpu_since(cpu_start),

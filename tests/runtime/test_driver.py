@@ -218,3 +218,30 @@ def test_build_directory_lock_makes_a_second_build_wait(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert out.strip() == "acquired"
+
+
+def test_a_build_from_other_inputs_is_stale(tmp_path: Path, monkeypatch) -> None:
+    overlay = tmp_path / "overlay"
+    (overlay / "Modules").mkdir(parents=True)
+    (overlay / "Modules" / "_retrace.c").write_text("/* one */\n")
+    monkeypatch.setattr(driver, "OVERLAY", overlay)
+    monkeypatch.setattr(driver, "ROOT", tmp_path)
+    monkeypatch.setattr(driver, "PATCHES", tmp_path / "patches")
+    series_dir = tmp_path / "patches" / "3.13"
+    series_dir.mkdir(parents=True)
+    (series_dir / "0001-hook.patch").write_text("--- a\n+++ b\n")
+    (series_dir / "series.toml").write_text(
+        '[series]\nname = "3.13"\nversions = ">=3.13.0,<3.14"\nprobe_abi = "x"\n'
+        'patches = ["0001-hook.patch"]\n'
+    )
+    build = tmp_path / "build" / "3.13.5-retrace"
+    build.mkdir(parents=True)
+    assert not driver.build_is_current(build)  # no stamp: an older driver made it
+    (build / driver.INPUTS_FILE).write_text(driver.runtime_inputs(driver.load_series("3.13")))
+    assert driver.build_is_current(build)
+    (overlay / "Modules" / "_retrace.c").write_text("/* two */\n")
+    assert not driver.build_is_current(build)
+    (overlay / "Modules" / "_retrace.c").write_text("/* one */\n")
+    assert driver.build_is_current(build)
+    (series_dir / "0001-hook.patch").write_text("--- a\n+++ b\n@@\n")
+    assert not driver.build_is_current(build)

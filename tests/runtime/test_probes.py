@@ -14,8 +14,6 @@ import pytest
 
 from retracesoftware.utils import probes
 
-from .conftest import find_patched_python
-
 ALL = frozenset(probes.FEATURES)
 
 
@@ -132,10 +130,8 @@ def test_this_interpreter_imports_retracesoftware(monkeypatch):
     assert result.present == ("_retrace" in sys.builtin_module_names)
 
 
-def test_real_patched_interpreter():
-    python = find_patched_python()
-    if python is None:
-        pytest.skip("no patched CPython built (nox -s build-runtime-3.13)")
+def test_real_patched_interpreter(patched_python: str):
+    python = patched_python
     src = Path(probes.__file__).resolve().parent
     code = (
         "import importlib.util, json, sys\n"
