@@ -36,6 +36,7 @@ from _pytest.reports import TestReport
 from _pytest.runner import runtestprotocol
 
 from .install import Config, ConfigError, Installation, install, load_config
+from .install.config import config_dirs
 from .proxy import MemoryWriter, ReplayDivergence
 from .utils import GateState
 
@@ -184,7 +185,7 @@ class RetracePlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         """Read the patch configuration now: an invalid one is a usage error, not a crash."""
         try:
-            self._config = load_config(self.config_dirs)
+            self._config = load_config(config_dirs(self.config_dirs))
         except ConfigError as exc:
             raise pytest.UsageError(f"retrace: invalid configuration: {exc}") from None
         for mod in self._config.modules.values():

@@ -182,3 +182,85 @@ def test_import_hook_patches_modules_imported_later(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("retrace_late_mod", None)
+
+
+def _fresh_modules(tmp_path: Path, sources: dict[str, str]) -> None:
+    for name, text in sources.items():
+        (tmp_path / f"{name}.py").write_text(text)
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(tmp_path))
+    import importlib
+
+    importlib.invalidate_caches()
+
+
+def _forget(tmp_path: Path, names: list[str]) -> None:
+    sys.path.remove(str(tmp_path))
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def test_skip_aliases_hold_the_original_in_modules_imported_later(tmp_path: Path) -> None:
+    original = time.monotonic
+    config = Config(
+        modules={
+            "time": ModuleConfig(functions=["monotonic"], skip_aliases_in=["retrace_skip_*"])
+        }
+    )
+    _fresh_modules(
+        tmp_path,
+        {
+            "retrace_skip_probe": "from time import monotonic as clock\n",
+            "retrace_keep_probe": "from time import monotonic as clock\n",
+        },
+    )
+    try:
+        with install(config):
+            import retrace_keep_probe
+            import retrace_skip_probe
+
+            assert time.monotonic is not original
+            # loaded after the patching, as if it had been loaded first: the real clock
+            assert retrace_skip_probe.clock is original
+            assert retrace_keep_probe.clock is time.monotonic  # not skipped: the crossing
+            assert retrace_skip_probe.__loader__.__class__.__name__ != "_AfterExec"
+    finally:
+        _forget(tmp_path, ["retrace_skip_probe", "retrace_keep_probe"])
+
+
+def test_adapter_waits_until_its_modules_have_finished_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retracesoftware.install import patching
+
+    seen: list[tuple[str, ...]] = []
+
+    def adapter(inst: object) -> None:
+        import retrace_outer_probe
+
+        seen.append((retrace_outer_probe.READY, type(retrace_outer_probe.ask).__name__))
+
+    monkeypatch.setitem(patching._ADAPTERS, "probe", adapter)
+    monkeypatch.setitem(
+        patching._ADAPTER_NEEDS, "probe", ("retrace_inner_probe", "retrace_outer_probe")
+    )
+    # The configured module is imported by the body of the module the adapter also needs.
+    _fresh_modules(
+        tmp_path,
+        {
+            "retrace_inner_probe": "def ask():\n    return 1\n",
+            "retrace_outer_probe": "from retrace_inner_probe import ask\nREADY = 'yes'\n",
+        },
+    )
+    config = Config(
+        modules={"retrace_inner_probe": ModuleConfig(functions=["ask"], adapters=["probe"])}
+    )
+    try:
+        with install(config) as inst:
+            assert "retrace_inner_probe" in inst.pending and not seen
+            import retrace_outer_probe
+
+            assert seen == [("yes", "Crossing")]
+            assert retrace_outer_probe.ask() == 1
+    finally:
+        _forget(tmp_path, ["retrace_inner_probe", "retrace_outer_probe"])

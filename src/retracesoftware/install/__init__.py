@@ -4,7 +4,7 @@ interpreter.
 * :func:`stream_writer` / :func:`stream_reader` adapt recording files to the engine's
   ``Writer``/``Reader`` protocols;
 * :func:`load_config` reads the TOML patch configuration (``install/modules/*.toml`` and user
-  directories); :func:`install` applies it (preloading, alias patching, adapters, import hook);
+  directories); :func:`install` applies it (alias patching, adapters, patching on import);
 * :func:`record` / :func:`replay` run a whole program against a recording file.
 
 See ``docs/configuration.md`` and ``docs/recording.md``.

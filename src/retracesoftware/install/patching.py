@@ -1,19 +1,22 @@
 """Apply a :class:`~retracesoftware.install.config.Config` to a live interpreter.
 
-:func:`install` imports (preloads) every configured module, patches its functions and types
-through a :class:`retracesoftware.proxy.System`, finds the *aliases* other loaded modules made
-of the patched functions before Retrace started (``from time import time``) and patches them
-too, applies the built-in adapters, and installs an import hook for configured modules that
-could not be imported yet.  :meth:`Installation.uninstall` undoes everything.
+:func:`install` patches the functions and types of every configured module that is already
+loaded through a :class:`retracesoftware.proxy.System`, finds the *aliases* other loaded modules
+made of the patched functions before Retrace started (``from time import time``) and patches
+them too, and applies the built-in adapters.  Configured modules that are not loaded yet are not
+imported (importing ``ssl`` or ``sqlite3`` for a program that never uses them would cost most of
+Retrace's start-up): an import hook patches each one when it is first imported, also while the
+program runs.  Its module body then runs outside the sandbox, exactly as if it had been imported
+before the program started, so a recording does not depend on when (or whether) a configured
+module was imported before the program.  Modules listed in ``skip_aliases_in`` that are imported
+after the patching get the original functions back in their aliases, as if they had been loaded
+first.  :meth:`Installation.uninstall` undoes everything.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _datetime
 import fnmatch
-import importlib
-import importlib.machinery
 import os
 import sys
 import time as _time
@@ -57,6 +60,21 @@ _MISSING = object()
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+_INSIDE = int(GateState.INSIDE)
+_DISABLED = int(GateState.DISABLED)
+
+
+def _initialised(name: str, just_loaded: str) -> bool:
+    """True if module *name* is loaded and not still running its body (*just_loaded* has
+    finished its body: the import system clears its ``_initializing`` flag a moment later)."""
+    module = sys.modules.get(name)
+    if module is None:
+        return False
+    if name == just_loaded:
+        return True
+    return not getattr(getattr(module, "__spec__", None), "_initializing", False)
 
 
 # --------------------------------------------------------------------------- adapters
@@ -150,46 +168,106 @@ _ADAPTERS: dict[str, Callable[[Installation], None]] = {
     "finalizers": install_finalizers,
 }
 
+#: The modules an adapter works on: it runs once all of them are loaded (right after the last
+#: one has finished executing when the program imports them), never importing one itself.
+_ADAPTER_NEEDS: dict[str, tuple[str, ...]] = {
+    "datetime-now": ("datetime",),
+    "thread-start": ("_thread", "threading"),
+    "socket": ("_socket", "socket"),
+    "ssl": ("_ssl", "ssl"),
+    "selectors": ("select", "selectors"),
+    "socketserver": ("socketserver",),
+    "subprocess": ("subprocess",),
+    "thread-sync": ("_thread", "threading", "queue"),
+    "futures-lock-order": ("concurrent.futures._base",),
+    "signals": ("signal",),
+    "finalizers": ("weakref",),
+}
+
 
 # ------------------------------------------------------------------------ import hook
 
 
 class _PatchOnImport:
-    """Patch configured modules that are imported after :func:`install` (a meta path finder;
-    no ``importlib.abc`` base: importing that module costs more than the rest of start-up)."""
+    """A meta path finder that patches configured modules when they are first imported (no
+    ``importlib.abc`` base: importing that module costs more than the rest of start-up).
+
+    It also sees the first import of a module named by a ``skip_aliases_in`` pattern, to give
+    that module's aliases the original functions back.  The loader it returns delegates to the
+    real one, which the module keeps as ``__loader__`` once loaded.
+    """
 
     def __init__(self, install: Installation) -> None:
         self.install = install
+        self._finding: set[str] = set()  # names being looked up (finders that ask each other)
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname not in self.install.pending:
+        install = self.install
+        configured = fullname in install.pending
+        if fullname in self._finding or not (
+            configured or fullname in install.awaited or install.unaliases(fullname)
+        ):
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None:
+        spec = None
+        self._finding.add(fullname)
+        try:
             for finder in sys.meta_path:
                 if finder is self or not hasattr(finder, "find_spec"):
                     continue
                 spec = finder.find_spec(fullname, path, target)
                 if spec is not None:
                     break
+        finally:
+            self._finding.discard(fullname)
         if spec is None or spec.loader is None:
             return None
         loader = spec.loader
-        exec_module = getattr(loader, "exec_module", None)
-        if exec_module is None:  # a legacy loader: left alone (the module stays pending)
+        if getattr(loader, "exec_module", None) is None:  # a legacy loader: left alone
             return None
-        install = self.install
-
-        class _Loader:
-            def create_module(self, spec: Any) -> Any:
-                return loader.create_module(spec)
-
-            def exec_module(self, module: types.ModuleType) -> None:
-                exec_module(module)
-                install._loaded(fullname, module)
-
-        spec.loader = _Loader()
+        spec.loader = _AfterExec(loader, fullname, install, configured)
         return spec
+
+
+class _AfterExec:
+    """Loader wrapper of :class:`_PatchOnImport`: runs the module, then patches it."""
+
+    def __init__(self, loader: Any, name: str, install: Installation, configured: bool) -> None:
+        self._loader = loader
+        self._name = name
+        self._install = install
+        self._configured = configured
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._loader, attr)
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        loader = self._loader
+        install = self._install
+        module.__loader__ = loader
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = loader
+        if not self._configured:
+            loader.exec_module(module)
+            install._unalias(self._name, module)
+            install._run_adapters(self._name)
+            return
+        # A configured module's body (and what it imports) runs outside the sandbox, as it
+        # would have before the program started: nothing it does is recorded or replayed.
+        gate = install.system.gate
+        previous = gate.get()
+        if previous == _INSIDE:
+            gate.set(_DISABLED)
+        try:
+            loader.exec_module(module)
+        finally:
+            if previous == _INSIDE:
+                gate.set(previous)
+        install._loaded(self._name, module)
+        install._run_adapters(self._name)
 
 
 # ----------------------------------------------------------------------- installation
@@ -203,7 +281,12 @@ class Installation:
         self.config = config
         self.pending: dict[str, ModuleConfig] = {}
         self.patched: list[str] = []  # keys of every crossing installed
-        self.deferred: list[str] = []  # modules imported while the System was running
+        # id(crossing) -> (crossing, original, skip_aliases_in patterns), for aliases made by
+        # modules imported after the patching (see _unalias)
+        self._skips: dict[int, tuple[Any, Any, tuple[str, ...]]] = {}
+        self._skip_patterns: tuple[str, ...] = ()
+        self._waiting: list[tuple[str, tuple[str, ...]]] = []  # adapters waiting for modules
+        self.awaited: set[str] = set()  # the modules they wait for
         self.unavailable: list[str] = []  # adapter patches this interpreter does not allow
         self._undo: list[tuple[type, str, Any]] = []
         self._module_undo: list[tuple[types.ModuleType, str, Any]] = []
@@ -242,11 +325,47 @@ class Installation:
                     continue
                 raise AttributeError(f"module {name!r} has no attribute {fn_name!r}")
             original = getattr(module, fn_name)
-            system.patch_function(module, fn_name, key=f"{name}.{fn_name}")
+            crossing = system.patch_function(module, fn_name, key=f"{name}.{fn_name}")
             self.patched.append(f"{name}.{fn_name}")
-            originals.append((original, fn_name))
+            originals.append((original, f"{name}.{fn_name}"))
+            if mod.skip_aliases_in and crossing is not original:
+                self._skips[id(crossing)] = (crossing, original, tuple(mod.skip_aliases_in))
+        if mod.skip_aliases_in:
+            self._skip_patterns = tuple({*self._skip_patterns, *mod.skip_aliases_in})
         self._patch_aliases(originals, [*ALWAYS_SKIP_ALIASES, *mod.skip_aliases_in], module)
         for adapter in mod.adapters:
+            needs = _ADAPTER_NEEDS.get(adapter, ())
+            missing = tuple(n for n in needs if not _initialised(n, name))
+            if missing:
+                self._waiting.append((adapter, needs))
+                self._await()
+            else:
+                _ADAPTERS[adapter](self)
+
+    def _await(self) -> None:
+        """Watch the imports of every module a waiting adapter, or an adapter of a module
+        still to be imported, needs: the importer of ``_socket`` is ``socket``, whose import
+        starts first."""
+        awaited = {n for _, needs in self._waiting for n in needs}
+        for mod in self.pending.values():
+            for adapter in mod.adapters:
+                awaited.update(_ADAPTER_NEEDS.get(adapter, ()))
+        self.awaited = awaited
+
+    def _run_adapters(self, just_loaded: str) -> None:
+        """Run the adapters whose modules are all loaded now that *just_loaded* is."""
+        if not self._waiting or just_loaded not in self.awaited:
+            return
+        ready = [
+            (adapter, needs)
+            for adapter, needs in self._waiting
+            if all(_initialised(n, just_loaded) for n in needs)
+        ]
+        if not ready:
+            return
+        self._waiting = [entry for entry in self._waiting if entry not in ready]
+        self._await()
+        for adapter, _ in ready:
             _ADAPTERS[adapter](self)
 
     def _alias_index(self) -> dict[int, list[tuple[str, types.ModuleType, str]]]:
@@ -272,34 +391,55 @@ class Installation:
         if not originals:
             return
         index = self._alias_index()
-        for original, _ in originals:
+        for original, key in originals:
             for mod_name, module, attr in index.get(id(original), ()):
                 if module is owner or _matches(mod_name, skip):
                     continue
                 if module.__dict__.get(attr) is not original:
                     continue
-                self.system.patch_function(module, attr, key=f"{mod_name}.{attr}")
+                # The alias crosses under the function's own name: a module imported after
+                # the patching gets the patched function itself, so the recording is the same
+                # whether the aliasing module was loaded before or after.
+                self.system.patch_function(module, attr, key=key)
                 self.patched.append(f"{mod_name}.{attr}")
 
+    def unaliases(self, name: str) -> bool:
+        """True if a module called *name* must keep original functions in its aliases."""
+        return bool(self._skip_patterns) and _matches(name, self._skip_patterns)
+
+    def _unalias(self, name: str, module: types.ModuleType) -> None:
+        """Give a module first imported after the patching, and named by a
+        ``skip_aliases_in`` pattern, the original functions in its aliases."""
+        skips = self._skips
+        for attr, value in list(module.__dict__.items()):
+            entry = skips.get(id(value))
+            if entry is not None and entry[0] is value and _matches(name, entry[2]):
+                setattr(module, attr, entry[1])
+
     def _loaded(self, name: str, module: types.ModuleType) -> None:
+        """Patch configured module *name*, just imported (the engine may be running)."""
         mod = self.pending.pop(name, None)
         if mod is None:
             return
-        if self.system.mode:
-            # The engine only patches while idle: this module stays unpatched for this run.
-            self.deferred.append(name)
-            return
+        self._wanted = {
+            id(value)
+            for fn_name in (*mod.functions, *mod.optional)
+            if (value := getattr(module, fn_name, None)) is not None
+        }
         try:
             self._patch_module(name, module, mod)
+        except AttributeError as exc:
+            where = " or ".join(self.config.sources.get(name, ["<config>"]))
+            raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
         finally:
             self._index = None
+            self._wanted = None
+        if self.unaliases(name):
+            self._unalias(name, module)
 
     def apply(self) -> None:
-        """Preload and patch every configured module; hook the others."""
-        for name in self.config.modules:  # preload first: one alias index covers them all
-            if name not in sys.modules:
-                with contextlib.suppress(ImportError):
-                    importlib.import_module(name)
+        """Patch every configured module already loaded; hook the others (see the module
+        docstring: nothing is imported here)."""
         # Index only the aliases of the functions about to be patched (ids taken before any
         # patching), not every callable of every loaded module.
         wanted: set[int] = set()
@@ -321,17 +461,15 @@ class Installation:
         for name, mod in self.config.modules.items():
             module = sys.modules.get(name)
             if module is None:
-                try:
-                    module = importlib.import_module(name)
-                except ImportError:
-                    self.pending[name] = mod
-                    continue
+                self.pending[name] = mod
+                continue
             try:
                 self._patch_module(name, module, mod)
             except AttributeError as exc:
                 where = " or ".join(self.config.sources.get(name, ["<config>"]))
                 raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
-        if self.pending:
+        self._await()
+        if self.pending or self._skip_patterns or self._waiting:
             self._hook = _PatchOnImport(self)
             sys.meta_path.insert(0, self._hook)
 

@@ -26,6 +26,7 @@ from retracesoftware.proxy import ReplayDivergence
 from retracesoftware.utils import probes
 
 from .adapter import RecordingReader, stream_reader, stream_writer
+from .config import config_dirs as _config_dirs
 from .config import load_config
 from .environment import restore_environment, snapshot_environment
 from .errors import (
@@ -262,7 +263,7 @@ def record(
     *hash_seed* is this interpreter's ``PYTHONHASHSEED``, stored for replay (``None``: unknown).
     """
     program.check()
-    config = load_config(config_dirs)
+    config = load_config(_config_dirs(config_dirs))  # --config, then $RETRACE_CONFIG_PATH
     env = config.environment
     metadata = {
         "retrace": {
@@ -370,7 +371,7 @@ def replay(
     meta = read_metadata(rec)
     check_compatible(rec)
     program = Program.from_data(meta["program"])
-    config = load_config(config_dirs)
+    config = load_config(_config_dirs(config_dirs))  # --config, then $RETRACE_CONFIG_PATH
     if config.digest() != meta["config"]["digest"]:
         raise IncompatibleRecordingError(
             "the recording was made with a different patch configuration (configuration "

@@ -198,9 +198,10 @@ class System:
     def patch_function(self, owner: Any, name: str, *, key: str | None = None) -> Crossing:
         """Replace ``owner.name`` (a module function or a callable attribute) by a crossing.
 
-        Idempotent: patching the same attribute again returns the existing crossing.
+        Idempotent: patching the same attribute again returns the existing crossing.  Allowed
+        while the System runs (a module imported by the program is patched then); a call
+        already in progress through the old attribute finishes unrecorded.
         """
-        self._check_idle("patch")
         current = getattr(owner, name)
         if self._owned(current):
             return current
@@ -231,9 +232,9 @@ class System:
         ``__init__`` (so that replay never initialises a real instance).  Instances of *cls*
         that cross the boundary are bound to handles; on replay, those the recording
         introduces are made by ``stub(cls)`` (default: ``cls.__new__(cls)``).  Returns the
-        names patched.  Idempotent.
+        names patched.  Idempotent; allowed while the System runs (for a class whose instances
+        have not crossed yet: a module the program has just imported).
         """
-        self._check_idle("patch")
         if not isinstance(cls, type):
             raise EngineError(f"patch_type expects a class, not {type(cls).__name__}")
         key = type_key(cls)
@@ -267,6 +268,7 @@ class System:
             self._patches.append(_Patch(cls, n, True, original, True))
         self._patched_types[cls] = key
         self._bound_types = tuple(self._patched_types)
+        self._type_info.pop(cls, None)  # classified before it was patched: forget it
         if stub is not None:
             self.stubs.register(cls, stub)
         return names
