@@ -203,9 +203,7 @@ def _forget(tmp_path: Path, names: list[str]) -> None:
 def test_skip_aliases_hold_the_original_in_modules_imported_later(tmp_path: Path) -> None:
     original = time.monotonic
     config = Config(
-        modules={
-            "time": ModuleConfig(functions=["monotonic"], skip_aliases_in=["retrace_skip_*"])
-        }
+        modules={"time": ModuleConfig(functions=["monotonic"], skip_aliases_in=["retrace_skip_*"])}
     )
     _fresh_modules(
         tmp_path,
