@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from retracesoftware.proxy import EventKind, MemoryReader, MemoryWriter, System
+from retracesoftware.proxy import EventKind, MemoryReader, MemoryWriter, ReplayDivergence, System
 
 
 def program(world) -> list:
@@ -180,3 +180,34 @@ def test_repeated_runs_do_not_leak(system, world):
     finally:
         tracemalloc.stop()
     assert end - start < 64 * 1024, f"grew by {end - start} bytes over 200 record/replay runs"
+
+
+def _connection_program(world) -> list:
+    conn = world.connect("db")
+    out: list = [conn.send(b"a"), conn.send(b"bc"), conn.recv(), conn.host, conn.host]
+    send = conn.send
+    out.append([send(b"x") for _ in range(3)])
+    out.append(list(map(conn.send, [b"1", b"22"])))  # a method object used as a value
+    out.append(len(conn))
+    out.append(repr(conn.recv).startswith("<method recv of external"))
+    return out
+
+
+def test_method_calls_on_proxies_are_one_crossing_each(system, world):
+    writer = MemoryWriter()
+    recorded = system.record(writer, _connection_program, world)
+    assert recorded[:5] == [1, 2, b"reply from db", "db", "db"]
+    keys = [e[2] for e in writer.events if e[0] == EventKind.CALL]
+    # each name is looked up once per thread and run; a method call is then one crossing
+    assert keys.count("proxy.__ismethod__") == 3  # send, recv, host
+    assert keys.count("proxy.__callmethod__") == 2 + 1 + 3 + 2
+    assert keys.count("proxy.__getattr__") == 2  # host is an attribute: read each time
+    world.answer = "another world"
+    assert system.replay(writer.reader(), _connection_program, world) == recorded
+
+
+def test_changed_method_call_diverges(system, world):
+    writer = MemoryWriter()
+    system.record(writer, lambda: world.connect("db").send(b"a"))
+    with pytest.raises(ReplayDivergence, match=r"values|arguments"):
+        system.replay(writer.reader(), lambda: world.connect("db").send(b"zz"))

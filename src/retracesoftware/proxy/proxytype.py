@@ -10,6 +10,7 @@ makes the inert stand-ins that replay uses wherever the recording introduces an 
 from __future__ import annotations
 
 import operator
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from .errors import EngineError
 if TYPE_CHECKING:
     from .system import System
 
-__all__ = ["ExternalProxy", "StubFactory", "proxytype", "unwrap"]
+__all__ = ["ExternalProxy", "ProxyMethod", "StubFactory", "proxytype", "unwrap"]
 
 
 #: ``Crossing.info`` of the operations of proxy types.
@@ -105,13 +106,96 @@ _OPERATIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _is_method(target: Any, name: str) -> bool:
+    """Record: is ``target.name`` a method of its type, not shadowed by the instance?"""
+    namespace = getattr(target, "__dict__", None)
+    if type(namespace) is dict and name in namespace:
+        return False
+    for klass in type(target).__mro__:
+        attr = klass.__dict__.get(name, _NOTHING)
+        if attr is not _NOTHING:
+            return type(attr) in _METHOD_TYPES
+    return False
+
+
+def _call_method(target: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    return getattr(target, name)(*args, **kwargs)
+
+
+_NOTHING = object()
+_METHOD_TYPES = (
+    types.FunctionType,
+    types.MethodDescriptorType,  # read, write, ... of C types
+    types.WrapperDescriptorType,
+)
+_INSIDE = int(GateState.INSIDE)
+
+
+class ProxyMethod:
+    """``proxy.name`` where *name* is a method of the external object's type: calling it is
+    one crossing (``proxy.__callmethod__``); getting it is none, once the first lookup of that
+    name on that type (a ``proxy.__ismethod__`` crossing) said it is a method."""
+
+    __slots__ = ("__name__", "__self__", "_call")
+
+    def __init__(self, proxy: ExternalProxy, name: str, call: Any) -> None:
+        self.__self__ = proxy
+        self.__name__ = name
+        self._call = call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(self.__self__, self.__name__, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        kind = object.__getattribute__(self.__self__, "_retrace_type")
+        return f"<method {self.__name__} of external {kind}>"
+
+
 def proxytype(system: System, name: str = "ExternalProxy") -> type[ExternalProxy]:
-    """Build a proxy class whose operations are crossings of *system*'s boundary."""
+    """Build a proxy class whose operations are crossings of *system*'s boundary.
+
+    Getting a method (``file.read``) returns a :class:`ProxyMethod` without crossing once the
+    calling thread has learnt, through one ``proxy.__ismethod__`` crossing, that the name is a
+    method of that type of object; its call is then a single crossing.  The learning is per
+    thread and per run, so a replay crosses exactly where the recording did.
+    """
     namespace: dict[str, Any] = {"__slots__": (), "__module__": __name__}
     for op_name, op in _OPERATIONS.items():
         namespace[op_name] = Crossing(
             _Forward(op_name, op), f"proxy.{op_name}", system.boundary, info=PROXY_OPERATION
         )
+    get_attribute = namespace["__getattr__"]
+    is_method = Crossing(
+        _Forward("__ismethod__", _is_method),
+        "proxy.__ismethod__",
+        system.boundary,
+        info=PROXY_OPERATION,
+    )
+    call_method = Crossing(
+        _Forward("__callmethod__", _call_method),
+        "proxy.__callmethod__",
+        system.boundary,
+        info=PROXY_OPERATION,
+    )
+    boundary = system.boundary
+    gate = system.gate
+    type_of = ExternalProxy._retrace_type.__get__  # type: ignore[attr-defined]
+
+    def __getattr__(self: ExternalProxy, attr: str) -> Any:
+        if boundary.mode == 0 or gate.get() != _INSIDE or attr[:2] == "__":
+            return get_attribute(self, attr)
+        learnt = system._method_kinds.get(gate.tag)
+        if learnt is None:
+            learnt = system._method_kinds[gate.tag] = {}
+        key = (type_of(self), attr)
+        method = learnt.get(key)
+        if method is None:
+            method = learnt[key] = is_method(self, attr) is True
+        if method:
+            return ProxyMethod(self, attr, call_method)
+        return get_attribute(self, attr)
+
+    namespace["__getattr__"] = __getattr__
     return type(name, (ExternalProxy,), namespace)
 
 

@@ -168,6 +168,8 @@ class System:
         self._live: set[int] = set()  # tags of threads running in the sandbox
         self._threads: dict[int, _ThreadState] = {}
         self._divergence: ReplayDivergence | None = None
+        # thread tag -> {(type key, name): is a method} (see proxytype.ProxyMethod)
+        self._method_kinds: dict[int, dict[tuple[str, str], bool]] = {}
 
     @property
     def mode(self) -> Mode:
