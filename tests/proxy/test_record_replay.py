@@ -211,3 +211,67 @@ def test_changed_method_call_diverges(system, world):
     system.record(writer, lambda: world.connect("db").send(b"a"))
     with pytest.raises(ReplayDivergence, match=r"values|arguments"):
         system.replay(writer.reader(), lambda: world.connect("db").send(b"zz"))
+
+
+def test_dropped_proxies_release_their_bindings(system, world):
+    kept = world.connect("kept")  # external code holds on to this one
+
+    def again():
+        world.calls += 1
+        return kept
+
+    world.again = again
+    system.patch_function(world, "again")
+    sizes: list[int] = []
+
+    def program() -> list:
+        out = []
+        for i in range(200):
+            conn = world.connect(f"host{i}")
+            out.append(conn.send(b"x" * (i % 7)))
+            del conn
+            sizes.append(len(system._bound))
+        first = world.again()
+        out.append(first.recv())
+        del first
+        out.append(world.again().recv())  # the same real object, its first proxy gone
+        return out
+
+    writer = MemoryWriter()
+    recorded = system.record(writer, program)
+    assert max(sizes) <= 4, "bindings of dropped proxies must not pile up"
+    sizes.clear()
+    assert system.replay(writer.reader(), program) == recorded
+    assert max(sizes) <= 4
+
+
+def test_proxy_collected_earlier_on_replay_gets_a_fresh_stand_in(system, world):
+    import gc
+
+    from retracesoftware.proxy import Mode
+
+    kept = world.connect("kept")
+
+    def again():
+        world.calls += 1
+        return kept
+
+    world.again = again
+    system.patch_function(world, "again")
+
+    def program() -> bytes:
+        first = world.again()
+        cycle: list = [first]
+        cycle.append(cycle)
+        del first, cycle  # garbage in a cycle: alive until the collector runs
+        if system.mode is Mode.REPLAY:
+            gc.collect()  # ... which, here, it does earlier on replay
+        return world.again().recv()
+
+    gc.disable()
+    try:
+        writer = MemoryWriter()
+        recorded = system.record(writer, program)
+        assert system.replay(writer.reader(), program) == recorded == b"reply from kept"
+    finally:
+        gc.enable()

@@ -32,7 +32,7 @@ class ExternalProxy:
     """Base class of every proxy type; ``_retrace_target`` is the real object (``None`` in a
     replay stand-in) and ``_retrace_type`` the name of the real object's type."""
 
-    __slots__ = ("_retrace_target", "_retrace_type")
+    __slots__ = ("__weakref__", "_retrace_target", "_retrace_type")
 
 
 def unwrap(obj: Any) -> Any:

@@ -9,6 +9,7 @@ import itertools
 import os
 import sys
 import types
+from _weakref import ref as _weakref  # the real type: install may replace weakref.ref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic as _monotonic
@@ -161,8 +162,11 @@ class System:
     def _reset(self) -> None:
         self.boundary.unbind_all()
         self._thread_ids = itertools.count(1)
-        self._bound: dict[int, tuple[Any, int, Any]] = {}  # id(real) -> (real, handle, program)
-        self._objects: dict[int, Any] = {}  # handle -> program object (replay)
+        # id(real) and id(program) -> (real, handle, program); for a proxy, program is a weak
+        # reference: a proxy the program has dropped releases its binding (see _release)
+        self._bound: dict[int, tuple[Any, int, Any]] = {}
+        self._objects: dict[int, Any] = {}  # handle -> program object (or weakref to a proxy)
+        self._run = getattr(self, "_run", 0) + 1  # releases from an earlier run are ignored
         self._callbacks: dict[int, Callable[..., Any]] = dict(self._permanent)
         self._deferred.clear()
         self._live: set[int] = set()  # tags of threads running in the sandbox
@@ -487,19 +491,67 @@ class System:
     def _bind(self, real: Any, program: Any) -> tuple[int, bool]:
         entry = self._bound.get(id(real))
         if entry is not None:
-            return entry[1], False
+            if type(entry[2]) is not _weakref or entry[2]() is not None:
+                return entry[1], False
+            del self._bound[id(real)]  # its proxy is dying: its release is on the way
         tag = self.gate.tag
         state = self._threads.get(tag) or self._thread_state(tag)
         handle = (tag << 32) | state.next_handle  # _ident(tag, n)
         state.next_handle += 1
-        entry = (real, handle, program)  # shared by both keys: keeps both objects alive
+        if program is not real:  # a proxy: bound while the program holds it
+            self._bind_proxy(handle, program, real)
+            return handle, True
+        entry = (real, handle, program)  # keeps the object alive
         self._bound[id(real)] = entry
         self.boundary.bind(real, handle)
-        if program is not real:
-            self._bound[id(program)] = entry
-            self.boundary.bind(program, handle)
         self._objects[handle] = program
         return handle, True
+
+    def _bind_proxy(self, handle: int, proxy: Any, real: Any) -> None:
+        """Bind *proxy* (and *real*, the object behind it when recording) to *handle* until
+        the program drops the proxy: long runs do not keep every file or socket they ever
+        used.  Record and replay drop a proxy at the same point of the program (it holds the
+        same references in both), except for garbage in reference cycles, whose collection
+        time differs; a handle whose proxy is gone is answered with a fresh stand-in."""
+        ids = (id(proxy),) if real is None else (id(proxy), id(real))
+        ref = _weakref(proxy, functools.partial(self._release, self._run, handle, ids))
+        entry = (real, handle, ref)
+        for key in ids:
+            self._bound[key] = entry
+        self.boundary.bind(proxy, handle)
+        if real is not None:
+            self.boundary.bind(real, handle)
+        self._objects[handle] = ref
+
+    def _release(self, run: int, handle: int, ids: tuple[int, ...], _ref: Any) -> None:
+        """A proxy died: forget its binding (unless a later run has started)."""
+        if run != self._run:
+            return
+        for key in ids:
+            entry = self._bound.get(key)
+            if entry is not None and entry[1] == handle:
+                del self._bound[key]
+                self.boundary.unbind(key)
+        if type(self._objects.get(handle)) is _weakref:
+            del self._objects[handle]
+
+    def _program_object(self, handle: int, tag: int, state: _ThreadState) -> Any:
+        """Replay: the program's object for a handle the recording says it already has."""
+        obj = self._objects.get(handle, _MISSING)
+        if type(obj) is _weakref:
+            obj = obj()
+            if obj is not None:
+                return obj
+        elif obj is not _MISSING:
+            return obj
+        owner = self._threads.get(handle >> 32)
+        if owner is None or (handle & 0xFFFFFFFF) >= owner.next_handle:
+            self._diverge(tag, "values", f"external object #{handle}", "never saw it")
+        # Its proxy was collected here before it was in the recorded run (garbage in a
+        # reference cycle): the program cannot reach the old one, so a new one stands in.
+        stand_in = self.stubs("proxy:?")
+        self._bind_proxy(handle, stand_in, None)
+        return stand_in
 
     def _classify(self, obj: Any) -> tuple[str, bytes] | None:
         if type(obj) in _SCALAR_SET:
@@ -607,7 +659,11 @@ class System:
             return plain, plain
         entry = self._bound.get(id(value))
         if entry is not None:
-            return _handle(entry[1]), entry[2]
+            program = entry[2]
+            if type(program) is _weakref:
+                program = program()
+            if program is not None:
+                return _handle(entry[1]), program
         if isinstance(value, ExternalProxy):
             handle, _ = self._bind(value, value)
             return _handle(handle, "proxy:?", True), value
@@ -650,13 +706,14 @@ class System:
                     )
                 stand_in = self.stubs(value.kind)
                 state.next_handle += 1
-                self._objects[value.id] = stand_in
-                self._bound[id(stand_in)] = (stand_in, value.id, stand_in)
-                self.boundary.bind(stand_in, value.id)
+                if isinstance(stand_in, ExternalProxy):
+                    self._bind_proxy(value.id, stand_in, None)
+                else:
+                    self._objects[value.id] = stand_in
+                    self._bound[id(stand_in)] = (stand_in, value.id, stand_in)
+                    self.boundary.bind(stand_in, value.id)
                 return stand_in
-            if value.id not in self._objects:
-                self._diverge(tag, "values", f"external object #{value.id}", "never saw it")
-            return self._objects[value.id]
+            return self._program_object(value.id, tag, state)
         if t is Loan:
             for base, frame in state.loans:
                 if base <= value.id < base + len(frame):
@@ -1002,6 +1059,10 @@ class System:
             state.callback_exc = None
             if type(value) is Handle and not value.new:  # an object the program already has
                 program = self._objects.get(value.id, _MISSING)
+                if type(program) is _weakref:
+                    program = program()  # (never `or`: a proxy's truth is a crossing)
+                    if program is None:
+                        program = _MISSING
                 if program is not _MISSING:
                     return program
             return self._decode(value, state, tag)

@@ -1279,6 +1279,14 @@ PyObject *Boundary_bind(PyObject *op, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyObject *Boundary_unbind(PyObject *op, PyObject *address) {
+    // By address: the caller may be a weakref callback of the object, already unreachable.
+    void *ptr = PyLong_AsVoidPtr(address);
+    if (ptr == nullptr && PyErr_Occurred()) return nullptr;
+    reinterpret_cast<BoundaryObject *>(op)->handles->erase(static_cast<PyObject *>(ptr));
+    Py_RETURN_NONE;
+}
+
 PyObject *Boundary_unbind_all(PyObject *op, PyObject *) {
     reinterpret_cast<BoundaryObject *>(op)->handles->clear();
     Py_RETURN_NONE;
@@ -1295,6 +1303,8 @@ PyMethodDef Boundary_methods[] = {
     {"bind", Boundary_bind, METH_VARARGS,
      "bind(obj, handle): the fast path fingerprints obj as bound object #handle.  The caller "
      "keeps obj alive until unbind_all()."},
+    {"unbind", Boundary_unbind, METH_O,
+     "unbind(address): forget the binding of the object whose id() is address (if any)."},
     {"unbind_all", Boundary_unbind_all, METH_NOARGS, "Forget every binding."},
     {"handle_of", Boundary_handle_of, METH_O, "The handle bound to obj, or None."},
     {nullptr, nullptr, 0, nullptr},
