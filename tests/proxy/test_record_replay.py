@@ -275,3 +275,64 @@ def test_proxy_collected_earlier_on_replay_gets_a_fresh_stand_in(system, world):
         assert system.replay(writer.reader(), program) == recorded == b"reply from kept"
     finally:
         gc.enable()
+
+
+class _Token:
+    """An external object whose ``__enter__``/``__iter__`` return other objects."""
+
+    def __enter__(self) -> str:
+        return "token"
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+    def __iter__(self):
+        return iter([1, 2])
+
+
+class _Counter:
+    """An external object whose ``__enter__``/``__iter__`` return itself (like files)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __enter__(self) -> _Counter:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+    def __iter__(self) -> _Counter:
+        return self
+
+    def __next__(self) -> int:
+        self.n += 1
+        if self.n > 3:
+            raise StopIteration
+        return self.n
+
+
+def test_enter_and_iter_returning_self_or_another_object(system, world):
+    world.token = lambda: _Token()
+    world.counter = lambda: _Counter()
+    system.patch_function(world, "token")
+    system.patch_function(world, "counter")
+
+    def program() -> list:
+        out: list = []
+        with world.token() as token:
+            out.append(token)
+        out.append(list(world.token()))
+        counter = world.counter()
+        with counter as same:
+            out.append(same is counter)
+            out.append(list(same))
+        out.append(iter(counter) is counter)
+        return out
+
+    writer = MemoryWriter()
+    recorded = system.record(writer, program)
+    assert recorded == ["token", [1, 2], True, [1, 2, 3], True]
+    results = [e for e in writer.events if e[0] == EventKind.RESULT]
+    assert 1 in [e[2] for e in results]  # "returned itself": a plain 1 on the fast path
+    assert system.replay(writer.reader(), program) == recorded

@@ -75,7 +75,21 @@ def _call(target: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _enter(target: Any) -> Any:
-    return target.__enter__()
+    return _same_or_boxed(target, target.__enter__())
+
+
+def _iter(target: Any) -> Any:
+    return _same_or_boxed(target, iter(target))
+
+
+def _same_or_boxed(target: Any, result: Any) -> Any:
+    """``1`` when an operation returned its own object (files' ``__enter__`` and ``__iter__``
+    do), else the result in a one-item list: plain data either way for the common case, so
+    the crossing takes the native fast path instead of binding a result."""
+    return _SAME if result is target else [result]
+
+
+_SAME = 1
 
 
 def _exit(target: Any, *args: Any) -> Any:
@@ -87,7 +101,7 @@ _OPERATIONS: dict[str, Callable[..., Any]] = {
     "__setattr__": setattr,
     "__call__": _call,
     "__len__": len,
-    "__iter__": iter,
+    "__iter__": _iter,
     "__next__": next,
     "__getitem__": operator.getitem,
     "__setitem__": operator.setitem,
@@ -196,6 +210,19 @@ def proxytype(system: System, name: str = "ExternalProxy") -> type[ExternalProxy
         return get_attribute(self, attr)
 
     namespace["__getattr__"] = __getattr__
+    enter = namespace["__enter__"]
+    iterate = namespace["__iter__"]
+
+    def __enter__(self: ExternalProxy) -> Any:
+        result = enter(self)
+        return self if type(result) is int else result[0]
+
+    def __iter__(self: ExternalProxy) -> Any:
+        result = iterate(self)
+        return self if type(result) is int else result[0]
+
+    namespace["__enter__"] = __enter__
+    namespace["__iter__"] = __iter__
     return type(name, (ExternalProxy,), namespace)
 
 
