@@ -284,7 +284,6 @@ def record(
         raise
     started = _perf_counter()
     outcome = Outcome(1)
-    unavailable = list(installation.unavailable)
     try:
         try:
             outcome = installation.system.record(writer, _run, program)
@@ -300,7 +299,8 @@ def record(
                 "exception": None
                 if outcome.exception is None
                 else type(outcome.exception).__qualname__,
-                "not_captured": unavailable,
+                # (read at the end: adapters of modules imported by the program run late)
+                "not_captured": list(installation.unavailable),
             },
         )
         writer.out.close()
