@@ -28,6 +28,12 @@ import oracle
 print("answer", oracle.ask(), type(oracle.ask).__name__)
 import socket, uuid
 print("uuid", uuid.uuid4(), socket.gethostname() != "")
+import ssl, http.client, logging, tempfile  # bodies that touch patched functions and locks
+print("ssl", ssl.Purpose.SERVER_AUTH.oid, tempfile.gettempdir() != "")
+import threading
+lock = threading.Lock()  # numbered after any lock those bodies made
+with lock:
+    print("locked", random.random())
 """
 
 
@@ -67,7 +73,10 @@ def test_preloaded_in_one_run_only_replays(retrace: Run, tmp_path: Path) -> None
     env = _setup(tmp_path, "forty-two")
     site = tmp_path / "site"
     site.mkdir()
-    write(site / "sitecustomize.py", "import oracle, socket, uuid, ssl, sqlite3\n")
+    write(
+        site / "sitecustomize.py",
+        "import oracle, socket, uuid, ssl, sqlite3, http.client, logging\n",
+    )
     replay_env = dict(env, PYTHONPATH=f"{site}:{env['PYTHONPATH']}")
     rec, rep = record_and_replay(
         retrace,

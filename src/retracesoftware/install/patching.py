@@ -64,6 +64,7 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 _INSIDE = int(GateState.INSIDE)
 _DISABLED = int(GateState.DISABLED)
+_STDLIB = frozenset(sys.stdlib_module_names) - {"__main__"}
 
 
 def _initialised(name: str, just_loaded: str) -> bool:
@@ -204,8 +205,9 @@ class _PatchOnImport:
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         install = self.install
         configured = fullname in install.pending
+        outside = configured or fullname.partition(".")[0] in _STDLIB
         if fullname in self._finding or not (
-            configured or fullname in install.awaited or install.unaliases(fullname)
+            outside or fullname in install.awaited or install.unaliases(fullname)
         ):
             return None
         spec = None
@@ -224,18 +226,22 @@ class _PatchOnImport:
         loader = spec.loader
         if getattr(loader, "exec_module", None) is None:  # a legacy loader: left alone
             return None
-        spec.loader = _AfterExec(loader, fullname, install, configured)
+        spec.loader = _AfterExec(loader, fullname, install, configured, outside)
         return spec
 
 
 class _AfterExec:
-    """Loader wrapper of :class:`_PatchOnImport`: runs the module, then patches it."""
+    """Loader wrapper of :class:`_PatchOnImport`: runs the module (outside the sandbox for a
+    configured or standard-library module), then patches it."""
 
-    def __init__(self, loader: Any, name: str, install: Installation, configured: bool) -> None:
+    def __init__(
+        self, loader: Any, name: str, install: Installation, configured: bool, outside: bool
+    ) -> None:
         self._loader = loader
         self._name = name
         self._install = install
         self._configured = configured
+        self._outside = outside
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._loader, attr)
@@ -250,15 +256,12 @@ class _AfterExec:
         spec = getattr(module, "__spec__", None)
         if spec is not None and spec.loader is self:
             spec.loader = loader
-        if not self._configured:
-            loader.exec_module(module)
-            install._unalias(self._name, module)
-            install._run_adapters(self._name)
-            return
-        # A configured module's body (and what it imports) runs outside the sandbox, as it
-        # would have before the program started: nothing it does is recorded or replayed.
+        # The body of a configured or standard-library module (and what it imports) runs
+        # outside the sandbox, as it would have before the program started: nothing it does
+        # is recorded or replayed, so it does not matter whether Retrace, a sitecustomize or
+        # the program imported it first, in either run.
         gate = install.system.gate
-        previous = gate.get()
+        previous = gate.get() if self._outside else None
         if previous == _INSIDE:
             gate.set(_DISABLED)
         try:
@@ -266,7 +269,10 @@ class _AfterExec:
         finally:
             if previous == _INSIDE:
                 gate.set(previous)
-        install._loaded(self._name, module)
+        if self._configured:
+            install._loaded(self._name, module)
+        else:
+            install._unalias(self._name, module)
         install._run_adapters(self._name)
 
 
@@ -469,9 +475,9 @@ class Installation:
                 where = " or ".join(self.config.sources.get(name, ["<config>"]))
                 raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
         self._await()
-        if self.pending or self._skip_patterns or self._waiting:
-            self._hook = _PatchOnImport(self)
-            sys.meta_path.insert(0, self._hook)
+        # Always: standard-library modules imported later run their bodies outside the sandbox.
+        self._hook = _PatchOnImport(self)
+        sys.meta_path.insert(0, self._hook)
 
     def uninstall(self) -> None:
         """Undo every patch and adapter and remove the import hook."""
