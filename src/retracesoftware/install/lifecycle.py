@@ -31,7 +31,6 @@ import gc
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +222,8 @@ def _is_finalize_exit(func: Any) -> bool:
 
 
 def _print_ignored(func: Any, exc: BaseException) -> None:
+    import traceback  # only when a handler fails (slow to import)
+
     sys.stdout.flush()
     print(f"Exception ignored in atexit callback: {func!r}", file=sys.stderr)
     shown = traceback.TracebackException(type(exc), exc, exc.__traceback__)

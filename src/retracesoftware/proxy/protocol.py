@@ -35,10 +35,10 @@ the arguments of an enclosing call, coming back).  Nothing in a recording is eve
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from retracesoftware.utils import EventLog
+from retracesoftware.utils._plain import FrozenRecord
 
 __all__ = [
     "ErrorValue",
@@ -67,30 +67,46 @@ class EventKind(enum.IntEnum):
     THREAD = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Handle:
+_set = object.__setattr__
+
+
+class Handle(FrozenRecord):
     """An external object bound to ``id``; ``kind`` and ``new`` are set on first appearance.
 
     ``kind`` is ``"type:<module>.<qualname>"`` for an instance of a patched type and
     ``"proxy:<module>.<qualname>"`` for any other external object (replayed by a proxy).
     """
 
+    __slots__ = _FIELDS = ("id", "kind", "new")
     id: int
-    kind: str = ""
-    new: bool = False
+    kind: str
+    new: bool
+
+    def __init__(self, id: int, kind: str = "", new: bool = False) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "new", new)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.id, self.kind, self.new)
 
 
-@dataclass(frozen=True, slots=True)
-class Loan:
+class Loan(FrozenRecord):
     """An object the program itself passed out (lent) in the arguments of a call still in
     progress on the thread, coming back.  Each thread numbers the objects it lends 0, 1, 2, ...
     in program order."""
 
+    __slots__ = _FIELDS = ("id",)
     id: int
 
+    def __init__(self, id: int) -> None:
+        _set(self, "id", id)
 
-@dataclass(frozen=True, slots=True)
-class ErrorValue:
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.id,)
+
+
+class ErrorValue(FrozenRecord):
     """An exception that crossed the boundary.
 
     ``type`` is ``"<module>.<qualname>"``; ``args`` holds plain values (anything else is
@@ -98,9 +114,18 @@ class ErrorValue:
     and the external code let through: replay raises the replayed callback's own exception.
     """
 
+    __slots__ = _FIELDS = ("type", "args", "from_callback")
     type: str
-    args: tuple[Any, ...] = ()
-    from_callback: bool = False
+    args: tuple[Any, ...]
+    from_callback: bool
+
+    def __init__(self, type: str, args: tuple[Any, ...] = (), from_callback: bool = False) -> None:
+        _set(self, "type", type)
+        _set(self, "args", args)
+        _set(self, "from_callback", from_callback)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.type, self.args, self.from_callback)
 
 
 @runtime_checkable

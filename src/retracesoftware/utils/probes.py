@@ -20,9 +20,10 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TypeVar
+
+from retracesoftware.utils._plain import FrozenRecord
 
 T = TypeVar("T")
 
@@ -69,16 +70,30 @@ class ProbesUnavailableError(RuntimeError):
     """``RETRACE_PROBES=require`` but the interpreter lacks (some) probes."""
 
 
-@dataclass(frozen=True)
-class ProbeStatus:
-    """What the running interpreter offers and what Retrace will use."""
+class ProbeStatus(FrozenRecord):
+    """What the running interpreter offers and what Retrace will use (immutable; compares by
+    value)."""
 
+    __slots__ = _FIELDS = ("policy", "present", "abi_version", "available", "missing", "reason")
     policy: ProbePolicy
     present: bool  #: ``_retrace`` is importable
     abi_version: int | None
     available: frozenset[str]  #: features Retrace will use
     missing: frozenset[str]  #: features Retrace will not use
     reason: str  #: why features are missing ("" when none are)
+
+    def __init__(
+        self,
+        policy: ProbePolicy,
+        present: bool,
+        abi_version: int | None,
+        available: frozenset[str],
+        missing: frozenset[str],
+        reason: str,
+    ) -> None:
+        values = (policy, present, abi_version, available, missing, reason)
+        for name, value in zip(self._FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
 
     @property
     def active(self) -> bool:
