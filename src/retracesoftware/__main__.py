@@ -11,6 +11,7 @@ TYPE_CHECKING = False  # not from typing: this module runs before the hash-seed 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import Any
 
 PROGRAM_HELP = (
     "the program and its arguments, after `--`: `script.py ARGS`, `-m module ARGS` or "
@@ -18,29 +19,9 @@ PROGRAM_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``retrace`` command."""
+def _record_arguments(rec: argparse.ArgumentParser) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(
-        prog="retrace",
-        description="Deterministic record and replay for Python programs.",
-        epilog="Exit codes of Retrace's own failures are listed in docs/troubleshooting.md.",
-    )
-    parser.add_argument("--version", action="version", version=f"retrace {__version__}")
-    parser.add_argument(
-        "--recording",
-        metavar="FILE",
-        help="record the program given after `--` into FILE (the same as `record -o FILE`)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    rec = sub.add_parser(
-        "record",
-        help="run a program and record it",
-        description="Run PROGRAM normally (its input, output and exit status pass through) "
-        "while recording everything it receives from outside the interpreter.",
-    )
     rec.add_argument(
         "-o",
         "--output",
@@ -57,12 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM", help=PROGRAM_HELP)
 
-    rep = sub.add_parser(
-        "replay",
-        help="re-run a recorded program against its recording",
-        description="Re-run the recorded program (same arguments, recorded working directory "
-        "and environment) answering every call to the outside world from the recording.",
-    )
+
+def _replay_arguments(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("file", metavar="FILE", help="the recording")
     rep.add_argument(
         "--config",
@@ -72,22 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the extra configuration directories the recording was made with; repeatable",
     )
 
-    ins = sub.add_parser(
-        "inspect",
-        help="summarise a recording",
-        description="Print a recording's header and a summary: program, duration, events by "
-        "kind and function, threads, exit status, size.",
-    )
+
+def _inspect_arguments(ins: argparse.ArgumentParser) -> None:
     ins.add_argument("file", metavar="FILE", help="the recording")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    tst = sub.add_parser(
-        "test",
-        help="run a pytest suite, each test recorded and then replayed",
-        description="Run pytest in this interpreter with the arguments after `--`; each test "
-        "is recorded, then replayed at once, and every test whose replay diverges from its "
-        "recording is reported (as a failure, and in a summary). Exits with pytest's status.",
-    )
+
+def _test_arguments(tst: argparse.ArgumentParser) -> None:
+    import argparse
+
     tst.add_argument(
         "--config",
         metavar="DIR",
@@ -102,6 +72,95 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tst.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS", help="pytest's arguments"
+    )
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _parser(
+    arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A command's parser, built at once (``parser_class`` of ``build_parser()``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(**kwargs)
+    arguments(parser)
+    return parser
+
+
+class _LazyParser:
+    """A command's parser, built on first use (``parser_class`` of ``build_parser(lazy=True)``).
+
+    Building every command's ``ArgumentParser`` costs more than a whole parse: a run only
+    builds the one of the command it runs.  Any attribute of the real parser is reachable.
+    """
+
+    def __init__(self, arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any):
+        self._arguments = arguments
+        self._kwargs = kwargs
+        self._real: argparse.ArgumentParser | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_arguments", "_kwargs", "_real"):
+            raise AttributeError(name)
+        if self._real is None:
+            self._real = _parser(self._arguments, **self._kwargs)
+        return getattr(self._real, name)
+
+
+def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``retrace`` command.
+
+    With *lazy*, each command's own parser is built only when that command is parsed (or any
+    of its attributes is used); the parser accepts, prints and rejects exactly the same.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="retrace",
+        description="Deterministic record and replay for Python programs.",
+        epilog="Exit codes of Retrace's own failures are listed in docs/troubleshooting.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"retrace {__version__}")
+    parser.add_argument(
+        "--recording",
+        metavar="FILE",
+        help="record the program given after `--` into FILE (the same as `record -o FILE`)",
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_LazyParser if lazy else _parser
+    )
+
+    sub.add_parser(
+        "record",
+        arguments=_record_arguments,
+        help="run a program and record it",
+        description="Run PROGRAM normally (its input, output and exit status pass through) "
+        "while recording everything it receives from outside the interpreter.",
+    )
+    sub.add_parser(
+        "replay",
+        arguments=_replay_arguments,
+        help="re-run a recorded program against its recording",
+        description="Re-run the recorded program (same arguments, recorded working directory "
+        "and environment) answering every call to the outside world from the recording.",
+    )
+    sub.add_parser(
+        "inspect",
+        arguments=_inspect_arguments,
+        help="summarise a recording",
+        description="Print a recording's header and a summary: program, duration, events by "
+        "kind and function, threads, exit status, size.",
+    )
+    sub.add_parser(
+        "test",
+        arguments=_test_arguments,
+        help="run a pytest suite, each test recorded and then replayed",
+        description="Run pytest in this interpreter with the arguments after `--`; each test "
+        "is recorded, then replayed at once, and every test whose replay diverges from its "
+        "recording is reported (as a failure, and in a summary). Exits with pytest's status.",
     )
 
     hook_epilog = (
@@ -131,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Print where the hook file lives; exit 0 if it is enabled, 1 if not.",
         ),
     ):
-        sub.add_parser(name, help=text, description=description, epilog=hook_epilog)
+        sub.add_parser(
+            name, arguments=_no_arguments, help=text, description=description, epilog=hook_epilog
+        )
     return parser
 
 
@@ -167,7 +228,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if argv is None:
         hashseed.early(args_list)  # re-execute (if needed) before importing anything heavy
-    parser = build_parser()
+    parser = build_parser(lazy=True)
     head, tail = _split(args_list)
     args = parser.parse_args(head)
     if args.command == "record" and args.program:

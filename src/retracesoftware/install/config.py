@@ -27,7 +27,6 @@ to the shipped ones (lists of the same module are merged).
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -165,7 +164,7 @@ class Config(Record):
 
     def digest(self) -> str:
         """A short hash of :meth:`as_data` (record and replay must use the same config)."""
-        text = json.dumps(self.as_data(), sort_keys=True, separators=(",", ":"))
+        text = _canonical_json(self.as_data())
         return _sha256(text.encode()).hexdigest()[:16]
 
 
@@ -175,6 +174,24 @@ def __getattr__(name: str) -> Any:
 
         return Path(_SHIPPED)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _canonical_json(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"))`` for plain data, without
+    importing ``json`` for the strings, lists, dicts and booleans of :meth:`Config.as_data`."""
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'  # nothing to escape (json escapes outside " " to "~")
+    elif value is None or isinstance(value, bool):
+        return "null" if value is None else "true" if value else "false"
+    elif isinstance(value, list):
+        return "[" + ",".join(map(_canonical_json, value)) + "]"
+    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = sorted(value.items())
+        return "{" + ",".join(f"{_canonical_json(k)}:{_canonical_json(v)}" for k, v in items) + "}"
+    import json  # anything else (numbers, escapes)
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _sha256(data: bytes) -> Any:
