@@ -23,8 +23,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TypeVar
 
-from retracesoftware.utils._plain import FrozenRecord
-
 T = TypeVar("T")
 
 __all__ = [
@@ -70,11 +68,14 @@ class ProbesUnavailableError(RuntimeError):
     """``RETRACE_PROBES=require`` but the interpreter lacks (some) probes."""
 
 
-class ProbeStatus(FrozenRecord):
+class ProbeStatus:
     """What the running interpreter offers and what Retrace will use (immutable; compares by
-    value)."""
+    value).  Written out rather than a frozen dataclass (``dataclasses`` is slow to import)
+    or a ``utils._plain.FrozenRecord``: this module also runs on its own."""
 
-    __slots__ = _FIELDS = ("policy", "present", "abi_version", "available", "missing", "reason")
+    _FIELDS = ("policy", "present", "abi_version", "available", "missing", "reason")
+    __slots__ = _FIELDS
+    __match_args__ = _FIELDS
     policy: ProbePolicy
     present: bool  #: ``_retrace`` is importable
     abi_version: int | None
@@ -94,6 +95,30 @@ class ProbeStatus(FrozenRecord):
         values = (policy, present, abi_version, available, missing, reason)
         for name, value in zip(self._FIELDS, values, strict=True):
             object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._fields() == other._fields()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}={v!r}" for n, v in zip(self._FIELDS, self._fields(), strict=True))
+        return f"ProbeStatus({body})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ProbeStatus, self._fields())
 
     @property
     def active(self) -> bool:
