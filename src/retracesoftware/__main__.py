@@ -79,13 +79,37 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
 
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else the width of the terminal
+    on standard output, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's own help formatter (``formatter_class``), given the width it would compute:
+    left to itself it imports ``shutil`` (and ``bz2``, ``lzma``...) for the terminal's width,
+    and it makes one formatter per argument added."""
+    import argparse
+
+    return argparse.HelpFormatter(prog, width=_columns() - 2)
+
+
 def _parser(
     arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any
 ) -> argparse.ArgumentParser:
     """A command's parser, built at once (``parser_class`` of ``build_parser()``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(**kwargs)
+    parser = argparse.ArgumentParser(formatter_class=_formatter, **kwargs)
     arguments(parser)
     return parser
 
@@ -122,6 +146,7 @@ def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
         prog="retrace",
         description="Deterministic record and replay for Python programs.",
         epilog="Exit codes of Retrace's own failures are listed in docs/troubleshooting.md.",
+        formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"retrace {__version__}")
     parser.add_argument(

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from retracesoftware.install import ConfigError, EnvironmentConfig, is_secret, load_config
+from retracesoftware.install import (
+    ConfigError,
+    EnvironmentConfig,
+    environment,
+    is_secret,
+    load_config,
+)
 from retracesoftware.install.config import SHIPPED_DIR
 from retracesoftware.install.environment import snapshot_environment
 
@@ -105,3 +114,11 @@ def test_snapshot_redacts_and_keeps() -> None:
     env = EnvironmentConfig(keep=["PUBLIC_KEY_ID"], placeholder="***")
     snap = snapshot_environment(env, {"A_TOKEN": "x", "PUBLIC_KEY_ID": "k", "HOME": "/h"})
     assert snap == {"A_TOKEN": "***", "PUBLIC_KEY_ID": "k", "HOME": "/h"}
+
+
+@given(
+    st.text(alphabet="aAb*?[]!-", max_size=8),
+    st.text(alphabet="aAb*?[]-", max_size=10),
+)
+def test_fnmatchcase_is_fnmatchs(pattern: str, name: str) -> None:
+    assert environment.fnmatchcase(name, pattern) == fnmatch.fnmatchcase(name, pattern)

@@ -44,7 +44,7 @@ HEAVY = (
 )
 #: Never imported by a whole ``retrace record`` of an empty program (whatever the patch
 #: configuration preloads may import the others).
-HEAVY_RUN = ("dataclasses", "inspect", "ast", "dis", "importlib.abc", "json")
+HEAVY_RUN = ("dataclasses", "inspect", "ast", "dis", "importlib.abc", "json", "shutil")
 
 
 def _loaded(code: str, *args: str, cwd: Path | None = None) -> set[str]:
@@ -79,6 +79,17 @@ def test_recording_an_empty_program_imports_nothing_heavy(tmp_path: Path) -> Non
     )
     assert "retracesoftware.install.session" in loaded
     assert sorted(m for m in HEAVY_RUN if m in loaded) == []
+
+
+@pytest.mark.parametrize("columns", [None, "", "0", "x", "57"])
+def test_help_width_is_shutils(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert main._columns() == shutil.get_terminal_size().columns
 
 
 def test_lazy_parser_builds_only_the_command_it_parses() -> None:
