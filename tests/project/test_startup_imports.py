@@ -44,7 +44,7 @@ HEAVY = (
 )
 #: Never imported by a whole ``retrace record`` of an empty program (whatever the patch
 #: configuration preloads may import the others).
-HEAVY_RUN = ("dataclasses", "inspect", "ast", "dis", "importlib.abc", "json", "shutil")
+HEAVY_RUN = ("dataclasses", "inspect", "ast", "dis", "importlib.abc", "json", "shutil", "tomllib")
 
 
 def _loaded(code: str, *args: str, cwd: Path | None = None) -> set[str]:

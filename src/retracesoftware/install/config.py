@@ -22,13 +22,14 @@ one module or family of modules::
 
 Files are validated on load; a mistake raises :class:`ConfigError` naming the file, the table
 and the key.  A user file with the same name as a shipped one replaces it; other user files add
-to the shipped ones (lists of the same module are merged).
+to the shipped ones (lists of the same module are merged).  The shipped files are read with
+``tomllib`` at build time (``_shipped_config``, by ``tools/shipped_config.py``): a file whose
+bytes are unchanged is only validated.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -283,15 +284,28 @@ def _parse_environment(path: str | Path, raw: Any) -> EnvironmentConfig:
     return env
 
 
-def parse_file(path: Path) -> tuple[dict[str, ModuleConfig], EnvironmentConfig | None]:
-    """Read and validate one configuration file."""
+def parse_file(
+    path: str | Path, known: tuple[bytes, Any] | None = None
+) -> tuple[dict[str, ModuleConfig], EnvironmentConfig | None]:
+    """Read and validate one configuration file.
+
+    *known* is ``(content, table)``: what ``tomllib`` read from a file with that content (the
+    shipped files are read at build time; parsing them is most of the cost of this function).
+    """
     try:
         with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+            data = fh.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
+    if known is not None and known[0] == data:
+        raw = known[1]
+    else:
+        import tomllib
+
+        try:
+            raw = tomllib.loads(data.decode())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise ConfigError(
@@ -317,6 +331,16 @@ def config_dirs(extra: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
     return dirs
 
 
+def _shipped_tables() -> dict[str, tuple[bytes, Any]]:
+    """File name -> (content, table) of the shipped files, read at build time (by
+    ``tools/shipped_config.py``; nothing when Retrace runs from a source tree)."""
+    try:
+        from ._shipped_config import FILES  # type: ignore[import-not-found]
+    except ImportError:
+        return {}
+    return FILES
+
+
 def load_config(user_dirs: Iterable[str | os.PathLike[str]] = ()) -> Config:
     """Load the shipped configuration, then every ``*.toml`` of *user_dirs* (in order)."""
     shipped = sorted(name for name in os.listdir(_SHIPPED) if name.endswith(".toml"))
@@ -331,9 +355,10 @@ def load_config(user_dirs: Iterable[str | os.PathLike[str]] = ()) -> Config:
             files[p.name] = p
     config = Config()
     env_from: str | Path | None = None
+    known = _shipped_tables()
     for name in sorted(files):
         path = files[name]
-        modules, env = parse_file(path)
+        modules, env = parse_file(path, known.get(name))  # also a user file with the same bytes
         for mod_name, mod in modules.items():
             config.sources.setdefault(mod_name, []).append(str(path))
             if mod_name in config.modules:
