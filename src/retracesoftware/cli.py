@@ -6,7 +6,6 @@ import collections
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from . import exitcodes, hashseed
 from .install import (
@@ -31,8 +30,10 @@ from .stream import (
     UnsupportedVersionError,
 )
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 __all__ = ["inspect", "record", "replay", "summarise"]
 

@@ -18,7 +18,6 @@ import _thread
 import os
 from operator import attrgetter
 from time import sleep as _sleep
-from typing import Any
 
 from retracesoftware import stream
 from retracesoftware.proxy import ErrorValue, Handle, Loan, MemoryReader
@@ -28,6 +27,10 @@ from retracesoftware.utils import EventLog
 from retracesoftware.utils._plain import Record
 
 from .errors import MalformedRecordingError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "RecordingReader",

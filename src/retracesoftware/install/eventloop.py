@@ -22,11 +22,13 @@ import importlib.machinery
 import sys
 import time
 import types
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.utils import GateState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .patching import Installation
 
 __all__ = ["asyncio_adapter", "calls"]

@@ -32,11 +32,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.utils import GateState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from retracesoftware.proxy import System
 
     from .patching import Installation

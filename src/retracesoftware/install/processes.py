@@ -24,12 +24,14 @@ import _thread
 import os
 import subprocess
 import types
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.proxy import EngineError, Mode
 from retracesoftware.utils import GateState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .patching import Installation
 
 __all__ = ["RecordedPopen", "calls", "install"]

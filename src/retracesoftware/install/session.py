@@ -16,7 +16,6 @@ import threading
 import types
 from collections.abc import Sequence
 from time import perf_counter as _perf_counter
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware import __version__
 from retracesoftware.proxy import ReplayDivergence
@@ -34,8 +33,10 @@ from .errors import (
 from .lifecycle import run_exit_handlers
 from .patching import install
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
     import traceback
+    from typing import Any
 
 __all__ = [
     "Outcome",

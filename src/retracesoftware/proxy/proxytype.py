@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.utils import Crossing, GateState
 
 from .errors import EngineError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .system import System
 
 __all__ = ["ExternalProxy", "StubFactory", "proxytype", "unwrap"]

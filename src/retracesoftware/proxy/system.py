@@ -12,7 +12,6 @@ import types
 from collections.abc import Callable
 from time import monotonic as _monotonic
 from time import sleep as _sleep
-from typing import Any, TypeVar
 
 from retracesoftware import utils
 from retracesoftware.utils import (
@@ -38,7 +37,11 @@ from .proxytype import (
 
 __all__ = ["Mode", "System"]
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 _INSIDE = int(GateState.INSIDE)
 _OUTSIDE = int(GateState.OUTSIDE)

@@ -21,9 +21,12 @@ import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 __all__ = [
     "FEATURES",
