@@ -114,24 +114,30 @@ def _parser(
     return parser
 
 
-class _LazyParser:
-    """A command's parser, built on first use (``parser_class`` of ``build_parser(lazy=True)``).
+class _Lazy:
+    """An ``ArgumentParser`` built on first use: any attribute of the real parser is reachable.
 
-    Building every command's ``ArgumentParser`` costs more than a whole parse: a run only
-    builds the one of the command it runs.  Any attribute of the real parser is reachable.
+    Building every command's parser costs more than a whole parse (a run only builds the one
+    of the command it runs), and the common command lines need no parser at all.
     """
 
-    def __init__(self, arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any):
-        self._arguments = arguments
-        self._kwargs = kwargs
+    def __init__(self, build: Callable[[], argparse.ArgumentParser]) -> None:
+        self._build = build
         self._real: argparse.ArgumentParser | None = None
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_arguments", "_kwargs", "_real"):
+        if name.startswith("__") or name in ("_build", "_real"):
             raise AttributeError(name)
         if self._real is None:
-            self._real = _parser(self._arguments, **self._kwargs)
+            self._real = self._build()
         return getattr(self._real, name)
+
+
+def _lazy_parser(
+    arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A command's parser, built on first use (``parser_class`` of ``build_parser(lazy=True)``)."""
+    return _Lazy(lambda: _parser(arguments, **kwargs))  # type: ignore[return-value]
 
 
 def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
@@ -155,7 +161,7 @@ def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
         help="record the program given after `--` into FILE (the same as `record -o FILE`)",
     )
     sub = parser.add_subparsers(
-        dest="command", metavar="COMMAND", parser_class=_LazyParser if lazy else _parser
+        dest="command", metavar="COMMAND", parser_class=_lazy_parser if lazy else _parser
     )
 
     sub.add_parser(
@@ -249,13 +255,52 @@ def _control_plane(fn: Callable[..., int]) -> Callable[..., int]:
     return exclude(fn)
 
 
+def _quick_parse(head: list[str]) -> Any:
+    """What ``build_parser().parse_args(head)`` gives for the usual ``record [-o FILE]
+    [--config DIR]...`` (the program after ``--``) and ``replay FILE [--config DIR]...``,
+    without argparse (importing it and parsing cost more than the rest of the command line);
+    ``None`` for anything else: argparse parses it, prints the help or reports the error."""
+    if not head or head[0] not in ("record", "replay"):
+        return None
+    import types
+
+    command = head[0]
+    config: list[str] = []
+    found: dict[str, Any] = {"output": None} if command == "record" else {"file": None}
+    i = 1
+    while i < len(head):
+        token = head[i]
+        if not token.startswith("-"):
+            if command == "record" or found["file"] is not None:
+                return None  # record's program before `--`, or a second file
+            found["file"] = token
+            i += 1
+            continue
+        if i + 1 == len(head) or head[i + 1].startswith("-"):
+            return None
+        if token == "--config":
+            config.append(head[i + 1])
+        elif command == "record" and token in ("-o", "--output"):
+            found["output"] = head[i + 1]
+        else:
+            return None
+        i += 2
+    if command == "record":
+        found["program"] = []
+    elif found["file"] is None:
+        return None
+    return types.SimpleNamespace(recording=None, command=command, config=config, **found)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if argv is None:
         hashseed.early(args_list)  # re-execute (if needed) before importing anything heavy
-    parser = build_parser(lazy=True)
+    parser: argparse.ArgumentParser = _Lazy(lambda: build_parser(lazy=True))  # type: ignore[assignment]
     head, tail = _split(args_list)
-    args = parser.parse_args(head)
+    args = _quick_parse(head)
+    if args is None:
+        args = parser.parse_args(head)
     if args.command == "record" and args.program:
         args = parser.parse_args(args_list)  # the program came before any `--`
         tail = None

@@ -43,13 +43,13 @@ HEAVY = (
     "textwrap",
     "tomllib",
     "typing",
-    "argparse",  # imported when the command line is parsed, not by the modules
+    "argparse",  # only for command lines other than the usual record and replay
 )
 #: Never imported by a whole ``retrace record`` of an empty program (whatever the patch
 #: configuration preloads may import the others).
 HEAVY_RUN = (
     *("dataclasses", "inspect", "ast", "dis", "importlib.abc", "json", "shutil", "tomllib"),
-    "typing",
+    *("typing", "argparse", "gettext"),
 )
 
 
@@ -148,3 +148,23 @@ _PLAIN = st.recursive(
 @given(_PLAIN)
 def test_canonical_json_matches_json_dumps_on_plain_data(value: object) -> None:
     assert _canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+_TOKENS = ["record", "replay", "inspect", "-o", "--output", "--out", "--config", "-h", "--json"]
+_TOKENS += ["x.retrace", "dir", "", "-", "-1", "a=b", "--output=f", "-of", "--recording"]
+
+
+@given(st.lists(st.sampled_from(_TOKENS), max_size=7))
+def test_quick_parse_is_argparses(head: list[str]) -> None:
+    quick = main._quick_parse(head)
+    if quick is None:
+        return  # argparse parses it
+    full = main.build_parser().parse_args(head)  # never exits for what _quick_parse accepts
+    assert vars(quick) == vars(full)
+
+
+def test_quick_parse_takes_the_usual_command_lines() -> None:
+    record = main._quick_parse(["record", "-o", "x.retrace", "--config", "d"])
+    assert record is not None and record.output == "x.retrace" and record.config == ["d"]
+    replay = main._quick_parse(["replay", "x.retrace"])
+    assert replay is not None and replay.file == "x.retrace"
