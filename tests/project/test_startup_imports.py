@@ -74,7 +74,8 @@ def test_command_line_modules_import_nothing_heavy() -> None:
         "print(sorted(sys.modules))"
     )
     assert "retracesoftware.install.session" in loaded  # the import did happen
-    assert sorted(m for m in HEAVY if m in loaded) == []
+    heavy = sorted(m for m in HEAVY if m in loaded)
+    assert heavy == [], f"import {heavy} where used (or under TYPE_CHECKING), not at module level"
 
 
 def test_recording_an_empty_program_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -83,7 +84,8 @@ def test_recording_an_empty_program_imports_nothing_heavy(tmp_path: Path) -> Non
         "", "-m", "retracesoftware", "record", "-o", "show.retrace", "--", "-c", show, cwd=tmp_path
     )
     assert "retracesoftware.install.session" in loaded
-    assert sorted(m for m in HEAVY_RUN if m in loaded) == []
+    heavy = sorted(m for m in HEAVY_RUN if m in loaded)
+    assert heavy == [], f"recording an empty program imports {heavy}"
 
 
 @pytest.mark.parametrize("columns", [None, "", "0", "x", "57"])
