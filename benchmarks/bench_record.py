@@ -7,7 +7,8 @@ Every figure is measured on real processes (``python -m retracesoftware ...`` ag
     wall time, with and without the fixed start-up cost;
 (b) 200,000 ``time.time()`` calls plus 20,000 small file reads: record/plain and replay/plain
     (start-up cost subtracted);
-(c) the fixed start-up cost of record and of replay: an empty program, minus plain ``python``;
+(c) the fixed start-up cost of record and of replay: an empty program, minus plain ``python``
+    (also in instructions, when ``valgrind`` is installed: repeatable on a loaded machine);
 (d) recording bytes per ``time.time()`` event.
 
 Targets (issue 6): (a) <= 1.03x, (b) record <= 3x and replay <= 2x, (c) <= 0.1 s each.
@@ -17,6 +18,7 @@ Run: ``python benchmarks/bench_record.py`` (``--quick`` for one small round).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,23 @@ def _run(args: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     subprocess.run(args, cwd=cwd, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+def instructions(args: list[str], cwd: Path) -> int:
+    """Instructions (valgrind callgrind) of one run of *args*, with the hash seed fixed so that
+    ``retrace`` does not re-execute itself."""
+    env = dict(os.environ, PYTHONHASHSEED="0", _RETRACE_HASHSEED_SET="1")
+    out = cwd / "callgrind.out"
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    summary = [line for line in out.read_text().splitlines() if line.startswith("summary:")]
+    out.unlink()
+    return int(summary[0].split()[1])
 
 
 def measure(source: str, cwd: Path, rounds: int, name: str) -> tuple[float, float, float]:
@@ -80,6 +99,17 @@ def main() -> None:
             f"(c) start-up cost: record {start_rec:.3f} s, replay {start_rep:.3f} s "
             f"(plain python {e_plain:.3f} s; target <= 0.1 s each)"
         )
+        if shutil.which("valgrind") is not None:
+            py, rec = sys.executable, str(cwd / "empty.retrace")
+            plain_i = instructions([py, "empty.py"], cwd)
+            rec_i = instructions(
+                [py, "-m", "retracesoftware", "record", "-o", rec, "--", "empty.py"], cwd
+            )
+            rep_i = instructions([py, "-m", "retracesoftware", "replay", rec], cwd)
+            print(
+                f"(c) start-up in instructions: record +{(rec_i - plain_i) / 1e6:.0f}M, replay "
+                f"+{(rep_i - plain_i) / 1e6:.0f}M (plain python {plain_i / 1e6:.0f}M)"
+            )
 
         n = int(4_000_000 * scale)
         plain, rec, rep = measure(CPU.format(n=n), cwd, rounds, "cpu")

@@ -11,6 +11,7 @@ TYPE_CHECKING = False  # not from typing: this module runs before the hash-seed 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import Any
 
 PROGRAM_HELP = (
     "the program and its arguments, after `--`: `script.py ARGS`, `-m module ARGS` or "
@@ -18,29 +19,9 @@ PROGRAM_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``retrace`` command."""
+def _record_arguments(rec: argparse.ArgumentParser) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(
-        prog="retrace",
-        description="Deterministic record and replay for Python programs.",
-        epilog="Exit codes of Retrace's own failures are listed in docs/troubleshooting.md.",
-    )
-    parser.add_argument("--version", action="version", version=f"retrace {__version__}")
-    parser.add_argument(
-        "--recording",
-        metavar="FILE",
-        help="record the program given after `--` into FILE (the same as `record -o FILE`)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    rec = sub.add_parser(
-        "record",
-        help="run a program and record it",
-        description="Run PROGRAM normally (its input, output and exit status pass through) "
-        "while recording everything it receives from outside the interpreter.",
-    )
     rec.add_argument(
         "-o",
         "--output",
@@ -57,12 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM", help=PROGRAM_HELP)
 
-    rep = sub.add_parser(
-        "replay",
-        help="re-run a recorded program against its recording",
-        description="Re-run the recorded program (same arguments, recorded working directory "
-        "and environment) answering every call to the outside world from the recording.",
-    )
+
+def _replay_arguments(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("file", metavar="FILE", help="the recording")
     rep.add_argument(
         "--config",
@@ -72,22 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the extra configuration directories the recording was made with; repeatable",
     )
 
-    ins = sub.add_parser(
-        "inspect",
-        help="summarise a recording",
-        description="Print a recording's header and a summary: program, duration, events by "
-        "kind and function, threads, exit status, size.",
-    )
+
+def _inspect_arguments(ins: argparse.ArgumentParser) -> None:
     ins.add_argument("file", metavar="FILE", help="the recording")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    tst = sub.add_parser(
-        "test",
-        help="run a pytest suite, each test recorded and then replayed",
-        description="Run pytest in this interpreter with the arguments after `--`; each test "
-        "is recorded, then replayed at once, and every test whose replay diverges from its "
-        "recording is reported (as a failure, and in a summary). Exits with pytest's status.",
-    )
+
+def _test_arguments(tst: argparse.ArgumentParser) -> None:
+    import argparse
+
     tst.add_argument(
         "--config",
         metavar="DIR",
@@ -102,6 +72,126 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tst.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS", help="pytest's arguments"
+    )
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else the width of the terminal
+    on standard output, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's own help formatter (``formatter_class``), given the width it would compute:
+    left to itself it imports ``shutil`` (and ``bz2``, ``lzma``...) for the terminal's width,
+    and it makes one formatter per argument added."""
+    import argparse
+
+    return argparse.HelpFormatter(prog, width=_columns() - 2)
+
+
+def _parser(
+    arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A command's parser, built at once (``parser_class`` of ``build_parser()``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(formatter_class=_formatter, **kwargs)
+    arguments(parser)
+    return parser
+
+
+class _Lazy:
+    """An ``ArgumentParser`` built on first use: any attribute of the real parser is reachable.
+
+    Building every command's parser costs more than a whole parse (a run only builds the one
+    of the command it runs), and the common command lines need no parser at all.
+    """
+
+    def __init__(self, build: Callable[[], argparse.ArgumentParser]) -> None:
+        self._build = build
+        self._real: argparse.ArgumentParser | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_build", "_real"):
+            raise AttributeError(name)
+        if self._real is None:
+            self._real = self._build()
+        return getattr(self._real, name)
+
+
+def _lazy_parser(
+    arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A command's parser, built on first use (``parser_class`` of ``build_parser(lazy=True)``)."""
+    return _Lazy(lambda: _parser(arguments, **kwargs))  # type: ignore[return-value]
+
+
+def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``retrace`` command.
+
+    With *lazy*, each command's own parser is built only when that command is parsed (or any
+    of its attributes is used); the parser accepts, prints and rejects exactly the same.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="retrace",
+        description="Deterministic record and replay for Python programs.",
+        epilog="Exit codes of Retrace's own failures are listed in docs/troubleshooting.md.",
+        formatter_class=_formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"retrace {__version__}")
+    parser.add_argument(
+        "--recording",
+        metavar="FILE",
+        help="record the program given after `--` into FILE (the same as `record -o FILE`)",
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_lazy_parser if lazy else _parser
+    )
+
+    sub.add_parser(
+        "record",
+        arguments=_record_arguments,
+        help="run a program and record it",
+        description="Run PROGRAM normally (its input, output and exit status pass through) "
+        "while recording everything it receives from outside the interpreter.",
+    )
+    sub.add_parser(
+        "replay",
+        arguments=_replay_arguments,
+        help="re-run a recorded program against its recording",
+        description="Re-run the recorded program (same arguments, recorded working directory "
+        "and environment) answering every call to the outside world from the recording.",
+    )
+    sub.add_parser(
+        "inspect",
+        arguments=_inspect_arguments,
+        help="summarise a recording",
+        description="Print a recording's header and a summary: program, duration, events by "
+        "kind and function, threads, exit status, size.",
+    )
+    sub.add_parser(
+        "test",
+        arguments=_test_arguments,
+        help="run a pytest suite, each test recorded and then replayed",
+        description="Run pytest in this interpreter with the arguments after `--`; each test "
+        "is recorded, then replayed at once, and every test whose replay diverges from its "
+        "recording is reported (as a failure, and in a summary). Exits with pytest's status.",
     )
 
     hook_epilog = (
@@ -131,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Print where the hook file lives; exit 0 if it is enabled, 1 if not.",
         ),
     ):
-        sub.add_parser(name, help=text, description=description, epilog=hook_epilog)
+        sub.add_parser(
+            name, arguments=_no_arguments, help=text, description=description, epilog=hook_epilog
+        )
     return parser
 
 
@@ -163,13 +255,52 @@ def _control_plane(fn: Callable[..., int]) -> Callable[..., int]:
     return exclude(fn)
 
 
+def _quick_parse(head: list[str]) -> Any:
+    """What ``build_parser().parse_args(head)`` gives for the usual ``record [-o FILE]
+    [--config DIR]...`` (the program after ``--``) and ``replay FILE [--config DIR]...``,
+    without argparse (importing it and parsing cost more than the rest of the command line);
+    ``None`` for anything else: argparse parses it, prints the help or reports the error."""
+    if not head or head[0] not in ("record", "replay"):
+        return None
+    import types
+
+    command = head[0]
+    config: list[str] = []
+    found: dict[str, Any] = {"output": None} if command == "record" else {"file": None}
+    i = 1
+    while i < len(head):
+        token = head[i]
+        if not token.startswith("-"):
+            if command == "record" or found["file"] is not None:
+                return None  # record's program before `--`, or a second file
+            found["file"] = token
+            i += 1
+            continue
+        if i + 1 == len(head) or head[i + 1].startswith("-"):
+            return None
+        if token == "--config":
+            config.append(head[i + 1])
+        elif command == "record" and token in ("-o", "--output"):
+            found["output"] = head[i + 1]
+        else:
+            return None
+        i += 2
+    if command == "record":
+        found["program"] = []
+    elif found["file"] is None:
+        return None
+    return types.SimpleNamespace(recording=None, command=command, config=config, **found)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if argv is None:
         hashseed.early(args_list)  # re-execute (if needed) before importing anything heavy
-    parser = build_parser()
+    parser: argparse.ArgumentParser = _Lazy(lambda: build_parser(lazy=True))  # type: ignore[assignment]
     head, tail = _split(args_list)
-    args = parser.parse_args(head)
+    args = _quick_parse(head)
+    if args is None:
+        args = parser.parse_args(head)
     if args.command == "record" and args.program:
         args = parser.parse_args(args_list)  # the program came before any `--`
         tail = None

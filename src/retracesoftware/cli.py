@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import collections
-import datetime
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from . import exitcodes, hashseed
 from .install import (
@@ -33,6 +29,11 @@ from .stream import (
     TruncatedError,
     UnsupportedVersionError,
 )
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 __all__ = ["inspect", "record", "replay", "summarise"]
 
@@ -167,6 +168,8 @@ def replay(path: str, config_dirs: Sequence[str], *, argv: Sequence[str] | None 
 
 def summarise(rec: RecordingReader) -> dict[str, Any]:
     """The summary ``inspect`` prints, as plain data."""
+    import datetime  # inspect only: record and replay do not need it
+
     header = rec.header
     meta = read_metadata(rec)
     program = Program.from_data(meta["program"])
@@ -224,6 +227,8 @@ def inspect(path: str, *, as_json: bool = False) -> int:
         return _fail(exitcodes.NOT_A_RECORDING, f"not a recorded program: {exc}")
     info["file"] = path
     if as_json:
+        import json
+
         print(json.dumps(info, indent=2))
     else:
         duration = info["duration"]

@@ -19,7 +19,6 @@ See ``docs/testing.md``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import linecache
 import os
@@ -39,6 +38,7 @@ from .install import Config, ConfigError, Installation, install, load_config
 from .install.config import config_dirs
 from .proxy import MemoryWriter, ReplayDivergence
 from .utils import GateState
+from .utils._plain import FrozenRecord, Record
 
 _INSIDE = int(GateState.INSIDE)
 _DISABLED = int(GateState.DISABLED)
@@ -48,23 +48,33 @@ __all__ = ["ItemResult", "RetracePlugin", "Summary", "TestRunner", "install_for_
 _PLUGIN_NAME = "retracesoftware-testing"
 
 
-@dataclasses.dataclass(frozen=True)
-class ItemResult:
+class ItemResult(FrozenRecord):
     """One test item: its recorded ``outcome`` and why its replay diverged (``None``: it did
-    not), with the number of recorded ``events``."""
+    not), with the number of recorded ``events`` (immutable)."""
 
+    __slots__ = _FIELDS = ("nodeid", "outcome", "events", "divergence")
     nodeid: str
     outcome: str
     events: int
-    divergence: str | None = None
+    divergence: str | None
+
+    def __init__(
+        self, nodeid: str, outcome: str, events: int, divergence: str | None = None
+    ) -> None:
+        object.__setattr__(self, "nodeid", nodeid)
+        object.__setattr__(self, "outcome", outcome)
+        object.__setattr__(self, "events", events)
+        object.__setattr__(self, "divergence", divergence)
 
 
-@dataclasses.dataclass
-class Summary:
+class Summary(Record):
     """What a run under :class:`TestRunner` found."""
 
-    exit_code: int
-    items: list[ItemResult] = dataclasses.field(default_factory=list)
+    __slots__ = _FIELDS = ("exit_code", "items")
+
+    def __init__(self, exit_code: int, items: list[ItemResult] | None = None) -> None:
+        self.exit_code = exit_code
+        self.items: list[ItemResult] = [] if items is None else items
 
     @property
     def diverged(self) -> list[ItemResult]:

@@ -130,7 +130,9 @@ def test_incompatible_python(retrace: Run, good: Path, tmp_path: Path) -> None:
         "    for thread, value in events: w.write(value, thread=thread)\n",
     )
     del engine_types
-    plain = [(t, v) for t, v in events if not hasattr(v, "__dataclass_fields__")]
+    from retracesoftware.proxy import ErrorValue, Handle, Loan
+
+    plain = [(t, v) for t, v in events if not isinstance(v, (ErrorValue, Handle, Loan))]
     subprocess.run(
         [sys.executable, str(probe), str(tmp_path / "py.retrace"), repr(header.extra), repr(plain)],
         check=True,

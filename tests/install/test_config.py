@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import fnmatch
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from retracesoftware.install import ConfigError, EnvironmentConfig, is_secret, load_config
+from retracesoftware.install import (
+    ConfigError,
+    EnvironmentConfig,
+    environment,
+    is_secret,
+    load_config,
+)
+from retracesoftware.install import config as config_module
 from retracesoftware.install.config import SHIPPED_DIR
 from retracesoftware.install.environment import snapshot_environment
 
@@ -105,3 +116,39 @@ def test_snapshot_redacts_and_keeps() -> None:
     env = EnvironmentConfig(keep=["PUBLIC_KEY_ID"], placeholder="***")
     snap = snapshot_environment(env, {"A_TOKEN": "x", "PUBLIC_KEY_ID": "k", "HOME": "/h"})
     assert snap == {"A_TOKEN": "***", "PUBLIC_KEY_ID": "k", "HOME": "/h"}
+
+
+@given(
+    st.text(alphabet="aAb*?[]!-", max_size=8),
+    st.text(alphabet="aAb*?[]-", max_size=10),
+)
+def test_fnmatchcase_is_fnmatchs(pattern: str, name: str) -> None:
+    assert environment.fnmatchcase(name, pattern) == fnmatch.fnmatchcase(name, pattern)
+
+
+def test_shipped_files_are_read_at_build_time() -> None:
+    known = config_module._shipped_tables()
+    names = sorted(p.name for p in SHIPPED_DIR.glob("*.toml"))
+    assert sorted(known) == names  # the installed package holds every shipped file, read
+    for name in names:
+        data = (SHIPPED_DIR / name).read_bytes()
+        assert known[name] == (data, tomllib.loads(data.decode()))
+
+
+def test_read_tables_give_the_parsed_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    read = load_config()
+    monkeypatch.setattr(config_module, "_shipped_tables", dict)
+    parsed = load_config()
+    assert read == parsed
+    assert read.digest() == parsed.digest()
+
+
+def test_a_changed_file_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('[modules.time]\nfunctions = ["time"]\n', encoding="utf-8")
+    stale = (b'[modules.time]\nfunctions = ["monotonic"]\n', {"modules": {"time": {}}})
+    modules, _ = config_module.parse_file(path, stale)
+    assert modules["time"].functions == ["time"]
+    same = (path.read_bytes(), {"modules": {"time": {"functions": ["sleep"]}}})
+    modules, _ = config_module.parse_file(path, same)  # the table given for these bytes
+    assert modules["time"].functions == ["sleep"]

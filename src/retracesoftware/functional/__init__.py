@@ -18,7 +18,6 @@ import importlib
 import os
 import warnings
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from . import _pure
 
@@ -77,6 +76,7 @@ def _select() -> tuple[ModuleType, str, str | None]:
 
 _impl, backend, backend_reason = _select()
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
     from ._pure import (
         and_,

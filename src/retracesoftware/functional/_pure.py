@@ -11,7 +11,10 @@ import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from types import MethodType
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "and_",

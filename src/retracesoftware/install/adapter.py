@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import _thread
 import os
-from dataclasses import dataclass, field
 from operator import attrgetter
 from time import sleep as _sleep
-from typing import Any
 
 from retracesoftware import stream
 from retracesoftware.proxy import ErrorValue, Handle, Loan, MemoryReader
 from retracesoftware.proxy.memory import TupleWriter
 from retracesoftware.proxy.protocol import EventKind
 from retracesoftware.utils import EventLog
+from retracesoftware.utils._plain import Record
 
 from .errors import MalformedRecordingError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "RecordingReader",
@@ -180,8 +183,7 @@ class _LogReader(MemoryReader):
         self.fast_log = log
 
 
-@dataclass
-class RecordingReader:
+class RecordingReader(Record):
     """A whole recording, read and checked: header, engine events, install records.
 
     The engine events are held natively in ``log`` (an :class:`EventLog`); ``events`` gives
@@ -192,12 +194,23 @@ class RecordingReader:
     complete event before the cut.
     """
 
-    header: stream.Header
-    log: EventLog
-    records: dict[str, Any] = field(default_factory=dict)
-    record_order: list[str] = field(default_factory=list)
-    truncated: stream.TruncatedError | None = None
-    size: int = 0
+    __slots__ = _FIELDS = ("header", "log", "records", "record_order", "truncated", "size")
+
+    def __init__(
+        self,
+        header: stream.Header,
+        log: EventLog,
+        records: dict[str, Any] | None = None,
+        record_order: list[str] | None = None,
+        truncated: stream.TruncatedError | None = None,
+        size: int = 0,
+    ) -> None:
+        self.header = header
+        self.log = log
+        self.records: dict[str, Any] = {} if records is None else records
+        self.record_order: list[str] = [] if record_order is None else record_order
+        self.truncated = truncated
+        self.size = size
 
     @property
     def count(self) -> int:

@@ -16,7 +16,27 @@ def is_secret(name: str, config: EnvironmentConfig) -> bool:
     if name in config.keep:
         return False
     upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, p.upper()) for p in config.redact)
+    return any(fnmatchcase(upper, p.upper()) for p in config.redact)
+
+
+def fnmatchcase(name: str, pattern: str) -> bool:
+    """``fnmatch.fnmatchcase(name, pattern)``; a pattern whose only wildcard is ``*`` (such as
+    the default ``*TOKEN*``) is matched directly, without compiling a regular expression (each
+    costs more than the whole snapshot)."""
+    if "?" in pattern or "[" in pattern:
+        return fnmatch.fnmatchcase(name, pattern)
+    if "*" not in pattern:
+        return name == pattern
+    first, *middle, last = pattern.split("*")
+    if len(name) < len(first) + len(last) or not (name.startswith(first) and name.endswith(last)):
+        return False
+    pos, end = len(first), len(name) - len(last)
+    for part in middle:  # leftmost placement of each part leaves the most room for the rest
+        found = name.find(part, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
 
 
 def snapshot_environment(

@@ -18,16 +18,17 @@ first imports ``asyncio.base_events`` (at the same point of the program in both 
 from __future__ import annotations
 
 import collections
-import importlib.abc
 import importlib.machinery
 import sys
 import time
 import types
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.utils import GateState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .patching import Installation
 
 __all__ = ["asyncio_adapter", "calls"]
@@ -109,8 +110,10 @@ def _patch_loop(install: Installation, module: types.ModuleType) -> None:
     install._set_type(cls, "_run_once", _run_once)
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Run a callback right after one module has been executed by its normal loader."""
+class _AfterImport:
+    """Run a callback right after one module has been executed by its normal loader (a meta
+    path finder; no ``importlib.abc`` base: that module imports ``importlib.resources``,
+    ``tempfile``, ``shutil``...)."""
 
     def __init__(self, name: str, callback: Any) -> None:
         self.name = name
@@ -125,7 +128,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         loader = spec.loader
         callback = self.callback
 
-        class _Loader(importlib.abc.Loader):
+        class _Loader:
             def create_module(self, spec: Any) -> Any:
                 return loader.create_module(spec)
 

@@ -31,13 +31,14 @@ import gc
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.utils import GateState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from retracesoftware.proxy import System
 
     from .patching import Installation
@@ -223,6 +224,8 @@ def _is_finalize_exit(func: Any) -> bool:
 
 
 def _print_ignored(func: Any, exc: BaseException) -> None:
+    import traceback  # only when a handler fails (slow to import)
+
     sys.stdout.flush()
     print(f"Exception ignored in atexit callback: {func!r}", file=sys.stderr)
     shown = traceback.TracebackException(type(exc), exc, exc.__traceback__)

@@ -23,9 +23,11 @@
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .patching import Installation
 
 __all__ = ["selectors_adapter", "socket_adapter", "socketserver_adapter", "ssl_adapter"]

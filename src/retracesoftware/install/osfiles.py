@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import types
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .patching import Installation
 
 __all__ = ["calls", "install", "write"]

@@ -22,7 +22,6 @@ import sys
 import time as _time
 import types
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from retracesoftware.proxy import System
 from retracesoftware.utils import GateState, set_type_attribute
@@ -31,6 +30,10 @@ from . import eventloop, network, osfiles, processes, stdio
 from .config import Config, ConfigError, ModuleConfig
 from .lifecycle import install_atexit, install_finalizers, install_signals
 from .sync import install_futures_order, install_sync
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Installation", "install"]
 

@@ -21,22 +21,23 @@ terminal is not captured.
 from __future__ import annotations
 
 import _thread
-import inspect
 import os
 import subprocess
 import types
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.proxy import EngineError, Mode
 from retracesoftware.utils import GateState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .patching import Installation
 
 __all__ = ["RecordedPopen", "calls", "install"]
 
 _ORIGINAL_POPEN = subprocess.Popen
-_SIGNATURE = inspect.signature(_ORIGINAL_POPEN)
+_SIGNATURE: Any = None  # inspect.Signature of Popen, made on first use (inspect is slow to import)
 _OUTSIDE = int(GateState.OUTSIDE)
 _os_write = os.write  # the real functions, captured before any patching
 _os_read = os.read
@@ -155,8 +156,18 @@ class _Child:
         return rc, out, err
 
 
+def _bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``Popen``'s arguments bound to its parameters (an ``inspect.BoundArguments``)."""
+    global _SIGNATURE
+    if _SIGNATURE is None:
+        import inspect
+
+        _SIGNATURE = inspect.signature(_ORIGINAL_POPEN)
+    return _SIGNATURE.bind(*args, **kwargs)
+
+
 def _spawn(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
-    bound = _SIGNATURE.bind(*args, **kwargs)
+    bound = _bind(args, kwargs)
     params = bound.arguments
     tees: list[_Tee | None] = [None, None]
     ends: list[int] = []
@@ -288,7 +299,7 @@ class RecordedPopen(_ORIGINAL_POPEN):  # type: ignore[misc,valid-type]
     _child_created = False  # Popen.__del__ has nothing to reap: the real object does that
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        bound = _SIGNATURE.bind(*args, **kwargs)
+        bound = _bind(args, kwargs)
         params = bound.arguments
         self.args = params["args"]
         self.returncode = None

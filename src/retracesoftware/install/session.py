@@ -13,17 +13,14 @@ import platform
 import runpy
 import sys
 import threading
-import traceback
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from time import perf_counter as _perf_counter
-from typing import Any
 
 from retracesoftware import __version__
 from retracesoftware.proxy import ReplayDivergence
 from retracesoftware.utils import probes
+from retracesoftware.utils._plain import FrozenRecord, Record
 
 from .adapter import RecordingReader, stream_reader, stream_writer
 from .config import config_dirs as _config_dirs
@@ -37,6 +34,11 @@ from .errors import (
 from .lifecycle import run_exit_handlers
 from .patching import install
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    import traceback
+    from typing import Any
+
 __all__ = [
     "Outcome",
     "Program",
@@ -49,7 +51,7 @@ __all__ = [
 METADATA_SCHEMA = 1
 EXIT_RECORD = "retrace.exit"
 _INTERNAL = (
-    str(Path(__file__).resolve().parent.parent) + os.sep,
+    os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep,
     os.path.dirname(runpy.__file__) + os.sep + "runpy.py",
     "<frozen runpy>",
 )
@@ -67,13 +69,18 @@ class TruncatedReplayError(Exception):
         )
 
 
-@dataclass(frozen=True)
-class Program:
-    """What to run: ``kind`` is ``"script"``, ``"module"`` or ``"code"``."""
+class Program(FrozenRecord):
+    """What to run: ``kind`` is ``"script"``, ``"module"`` or ``"code"`` (immutable)."""
 
+    __slots__ = _FIELDS = ("kind", "target", "args")
     kind: str
     target: str
-    args: tuple[str, ...] = ()
+    args: tuple[str, ...]
+
+    def __init__(self, kind: str, target: str, args: tuple[str, ...] = ()) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "args", args)
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> Program:
@@ -154,15 +161,23 @@ class Program:
                     sys.modules["__main__"] = saved
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     """How the program ended: its exit ``status``, the ``message`` a ``sys.exit("text")``
     printed, or the uncaught ``exception`` whose traceback Python would print."""
 
-    status: int
-    message: str | None = None
-    exception: BaseException | None = None
-    reported: bool = False  # already printed (before the program's atexit handlers)
+    __slots__ = _FIELDS = ("status", "message", "exception", "reported")
+
+    def __init__(
+        self,
+        status: int,
+        message: str | None = None,
+        exception: BaseException | None = None,
+        reported: bool = False,  # already printed (before the program's atexit handlers)
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.exception = exception
+        self.reported = reported
 
     def report(self) -> None:
         """Print what Python prints at exit (traceback or ``sys.exit`` message) to stderr."""
@@ -170,6 +185,8 @@ class Outcome:
             return
         sys.stdout.flush()
         if self.exception is not None:
+            import traceback  # only for an uncaught exception (slow to import)
+
             exc = self.exception
             shown = traceback.TracebackException(type(exc), exc, exc.__traceback__)
             _hide_internal(shown)
@@ -182,6 +199,8 @@ class Outcome:
 def _hide_internal(shown: traceback.TracebackException, depth: int = 0) -> None:
     """Drop Retrace's and runpy's frames (anywhere in the stack: a signal handler's exception
     passes through the engine) from a traceback and the exceptions chained to it."""
+    import traceback
+
     shown.stack = traceback.StackSummary.from_list(
         [f for f in shown.stack if not f.filename.startswith(_INTERNAL)]
     )

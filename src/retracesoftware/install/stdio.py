@@ -14,7 +14,10 @@ from __future__ import annotations
 import io
 import sys
 import types
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["RecordedStdin", "RecordedStdinBuffer", "buffer_calls", "calls"]
 

@@ -39,11 +39,13 @@ import sys
 import threading
 import types
 from time import monotonic as _monotonic
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.utils import GateState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .patching import Installation
 
 __all__ = ["install_sync"]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
 
 from retracesoftware.utils import DIGEST_PREFIX, FNV_OFFSET, Boundary, fingerprint_full, fnv1a
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Classifier", "fingerprint", "reference_fingerprint"]
 
@@ -23,7 +26,10 @@ _pack_d = struct.Struct("<d").pack
 _pack_q = struct.Struct("<Q").pack
 
 #: classify(obj) -> (code, payload) for objects that are not plain data, or None.
-Classifier = Callable[[Any], "tuple[str, bytes] | None"]
+if TYPE_CHECKING:
+    Classifier = Callable[[Any], "tuple[str, bytes] | None"]
+else:
+    Classifier = Callable[[object], "tuple[str, bytes] | None"]  # [Any] to type checkers
 
 
 def _u64(n: int) -> bytes:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from time import monotonic as _monotonic
 from time import sleep as _sleep
-from typing import Any
 
 from retracesoftware.utils import EventLog
 
 from .protocol import ErrorValue, Event, EventKind
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MemoryReader", "MemoryWriter"]
 

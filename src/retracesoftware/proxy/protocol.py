@@ -35,10 +35,11 @@ the arguments of an enclosing call, coming back).  Nothing in a recording is eve
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
 
 from retracesoftware.utils import EventLog
+from retracesoftware.utils._plain import FrozenRecord
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 
 __all__ = [
     "ErrorValue",
@@ -51,7 +52,46 @@ __all__ = [
     "describe",
 ]
 
-Event = tuple[Any, ...]
+if TYPE_CHECKING:
+    from typing import Any
+    from typing import Protocol as _Protocol
+
+    Event = tuple[Any, ...]
+else:
+    Event = tuple  # tuple[Any, ...]
+
+
+class _Structural(type):
+    """``isinstance`` by the members an object has, as ``typing.runtime_checkable`` checks a
+    ``Protocol`` (each method present and not ``None``, each attribute present).  Type checkers
+    see :class:`Writer` and :class:`Reader` as ``typing.Protocol`` classes; at run time they are
+    plain classes (``typing`` costs a noticeable part of start-up to import)."""
+
+    _members: frozenset[str]
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> None:
+        super().__init__(name, bases, namespace)
+        members = {n for n in namespace if not n.startswith("_")}
+        members.update(namespace.get("__annotations__", ()))
+        for base in bases:
+            members.update(getattr(base, "_members", ()))
+        cls._members = frozenset(members)
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        if type.__instancecheck__(cls, instance):
+            return True
+        for name in cls._members:
+            if not hasattr(instance, name):
+                return False
+            if callable(getattr(cls, name, None)) and getattr(instance, name) is None:
+                return False
+        return True
+
+
+if not TYPE_CHECKING:
+
+    class _Protocol(metaclass=_Structural):
+        __slots__ = ()
 
 
 class EventKind(enum.IntEnum):
@@ -67,30 +107,46 @@ class EventKind(enum.IntEnum):
     THREAD = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Handle:
+_set = object.__setattr__
+
+
+class Handle(FrozenRecord):
     """An external object bound to ``id``; ``kind`` and ``new`` are set on first appearance.
 
     ``kind`` is ``"type:<module>.<qualname>"`` for an instance of a patched type and
     ``"proxy:<module>.<qualname>"`` for any other external object (replayed by a proxy).
     """
 
+    __slots__ = _FIELDS = ("id", "kind", "new")
     id: int
-    kind: str = ""
-    new: bool = False
+    kind: str
+    new: bool
+
+    def __init__(self, id: int, kind: str = "", new: bool = False) -> None:
+        _set(self, "id", id)
+        _set(self, "kind", kind)
+        _set(self, "new", new)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.id, self.kind, self.new)
 
 
-@dataclass(frozen=True, slots=True)
-class Loan:
+class Loan(FrozenRecord):
     """An object the program itself passed out (lent) in the arguments of a call still in
     progress on the thread, coming back.  Each thread numbers the objects it lends 0, 1, 2, ...
     in program order."""
 
+    __slots__ = _FIELDS = ("id",)
     id: int
 
+    def __init__(self, id: int) -> None:
+        _set(self, "id", id)
 
-@dataclass(frozen=True, slots=True)
-class ErrorValue:
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.id,)
+
+
+class ErrorValue(FrozenRecord):
     """An exception that crossed the boundary.
 
     ``type`` is ``"<module>.<qualname>"``; ``args`` holds plain values (anything else is
@@ -98,13 +154,21 @@ class ErrorValue:
     and the external code let through: replay raises the replayed callback's own exception.
     """
 
+    __slots__ = _FIELDS = ("type", "args", "from_callback")
     type: str
-    args: tuple[Any, ...] = ()
-    from_callback: bool = False
+    args: tuple[Any, ...]
+    from_callback: bool
+
+    def __init__(self, type: str, args: tuple[Any, ...] = (), from_callback: bool = False) -> None:
+        _set(self, "type", type)
+        _set(self, "args", args)
+        _set(self, "from_callback", from_callback)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.type, self.args, self.from_callback)
 
 
-@runtime_checkable
-class Writer(Protocol):
+class Writer(_Protocol):
     """Where a recording goes.  One method per event kind; the System calls them in order.
 
     ``fast_log`` may be an :class:`~retracesoftware.utils.EventLog`: the System then appends
@@ -125,8 +189,7 @@ class Writer(Protocol):
     def thread(self, thread: int, child: int) -> None: ...
 
 
-@runtime_checkable
-class Reader(Protocol):
+class Reader(_Protocol):
     """Where a replay reads from.
 
     ``next(thread, timeout)`` returns the next event of the recording if it belongs to

@@ -12,13 +12,15 @@ from __future__ import annotations
 import operator
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from retracesoftware.utils import Crossing, GateState
 
 from .errors import EngineError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .system import System
 
 __all__ = ["ExternalProxy", "ProxyMethod", "StubFactory", "proxytype", "unwrap"]

@@ -11,10 +11,8 @@ import sys
 import types
 from _weakref import ref as _weakref  # the real type: install may replace weakref.ref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from time import monotonic as _monotonic
 from time import sleep as _sleep
-from typing import Any, TypeVar
 
 from retracesoftware import utils
 from retracesoftware.utils import (
@@ -40,7 +38,11 @@ from .proxytype import (
 
 __all__ = ["Mode", "System"]
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 _INSIDE = int(GateState.INSIDE)
 _OUTSIDE = int(GateState.OUTSIDE)
@@ -83,22 +85,30 @@ def type_key(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-@dataclass
 class _ThreadState:
-    loans: list[tuple[int, list[Any]]] = field(default_factory=list)  # (first id, objects)
-    next_loan: int = 0
-    next_handle: int = 0
-    next_callback: int = 0
-    callback_exc: BaseException | None = None
+    """Per-thread numbering of loans, handles and callbacks."""
+
+    __slots__ = ("callback_exc", "loans", "next_callback", "next_handle", "next_loan")
+
+    def __init__(self) -> None:
+        self.loans: list[tuple[int, list[Any]]] = []  # (first id, objects)
+        self.next_loan = 0
+        self.next_handle = 0
+        self.next_callback = 0
+        self.callback_exc: BaseException | None = None
 
 
-@dataclass
 class _Patch:
-    owner: Any
-    name: str
-    had_own: bool
-    original: Any
-    is_type: bool
+    """One attribute the System replaced (restored by ``uninstall``)."""
+
+    __slots__ = ("had_own", "is_type", "name", "original", "owner")
+
+    def __init__(self, owner: Any, name: str, had_own: bool, original: Any, is_type: bool) -> None:
+        self.owner = owner
+        self.name = name
+        self.had_own = had_own
+        self.original = original
+        self.is_type = is_type
 
 
 class _Callback:
@@ -1090,7 +1100,7 @@ _set_handle_new = Handle.new.__set__  # type: ignore[attr-defined]
 
 
 def _handle(ident: int, kind: str = "", new: bool = False) -> Handle:
-    """``Handle(ident, kind, new)``, without the frozen dataclass's slow ``__init__``."""
+    """``Handle(ident, kind, new)``, without the frozen ``__init__``'s ``object.__setattr__``."""
     handle = _new_handle(Handle)
     _set_handle_id(handle, ident)
     _set_handle_kind(handle, kind)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from . import _utils
 from ._utils import (
@@ -40,6 +39,10 @@ from ._utils import (
     reset_hash_sequence,
     unpatch_hash,
 )
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DIGEST_PREFIX",

@@ -20,11 +20,13 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
-from typing import TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 __all__ = [
     "FEATURES",
@@ -69,16 +71,57 @@ class ProbesUnavailableError(RuntimeError):
     """``RETRACE_PROBES=require`` but the interpreter lacks (some) probes."""
 
 
-@dataclass(frozen=True)
 class ProbeStatus:
-    """What the running interpreter offers and what Retrace will use."""
+    """What the running interpreter offers and what Retrace will use (immutable; compares by
+    value).  Written out rather than a frozen dataclass (``dataclasses`` is slow to import)
+    or a ``utils._plain.FrozenRecord``: this module also runs on its own."""
 
+    _FIELDS = ("policy", "present", "abi_version", "available", "missing", "reason")
+    __slots__ = _FIELDS
+    __match_args__ = _FIELDS
     policy: ProbePolicy
     present: bool  #: ``_retrace`` is importable
     abi_version: int | None
     available: frozenset[str]  #: features Retrace will use
     missing: frozenset[str]  #: features Retrace will not use
     reason: str  #: why features are missing ("" when none are)
+
+    def __init__(
+        self,
+        policy: ProbePolicy,
+        present: bool,
+        abi_version: int | None,
+        available: frozenset[str],
+        missing: frozenset[str],
+        reason: str,
+    ) -> None:
+        values = (policy, present, abi_version, available, missing, reason)
+        for name, value in zip(self._FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._fields() == other._fields()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}={v!r}" for n, v in zip(self._FIELDS, self._fields(), strict=True))
+        return f"ProbeStatus({body})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ProbeStatus, self._fields())
 
     @property
     def active(self) -> bool:
