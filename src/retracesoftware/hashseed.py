@@ -73,6 +73,8 @@ def _root_check(root: tuple[str | None] | None) -> tuple[tuple[str | None] | Non
     """(the root seed to set, whether this process already has it)."""
     if root is None:
         return None, True
+    if "_retrace" not in sys.builtin_module_names:
+        return None, True  # a vanilla interpreter: no thread-id probes (no need to ask probes)
     from .utils import probes  # only when the recording names a root seed
 
     if "thread_ids" not in probes.status().available:
