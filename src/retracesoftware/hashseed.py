@@ -69,11 +69,16 @@ def for_replay(argv: Sequence[str], seed: int, root: tuple[str | None] | None = 
         _exec(argv, seed, root)
 
 
+def _may_have_probes() -> bool:
+    """False on an interpreter without the ``_retrace`` builtin (cheap: imports nothing)."""
+    return "_retrace" in sys.builtin_module_names
+
+
 def _root_check(root: tuple[str | None] | None) -> tuple[tuple[str | None] | None, bool]:
     """(the root seed to set, whether this process already has it)."""
     if root is None:
         return None, True
-    if "_retrace" not in sys.builtin_module_names:
+    if not _may_have_probes():
         return None, True  # a vanilla interpreter: no thread-id probes (no need to ask probes)
     from .utils import probes  # only when the recording names a root seed
 

@@ -47,6 +47,8 @@ class Execed(Exception):
 
 
 def capture_exec(monkeypatch):
+    # (with a fake _retrace: the interpreter must look patched to hashseed too)
+    monkeypatch.setattr(hashseed, "_may_have_probes", lambda: True)
     calls = []
 
     def fake_execve(path, args, env):
@@ -156,3 +158,14 @@ def test_application_reenters_visible_space_only_with_probes(monkeypatch):
     assert probes.application(run) == ("included", run)
     monkeypatch.setenv("RETRACE_PROBES", "off")
     assert probes.application(run) is run
+
+
+def test_vanilla_interpreter_checks_the_root_seed_without_probes(monkeypatch):
+    # No _retrace builtin: nothing to match, nothing imported to find that out.
+    monkeypatch.setattr(hashseed, "_may_have_probes", lambda: False)
+    monkeypatch.setattr(probes, "_import_retrace", lambda: pytest.fail("probes were asked"))
+    monkeypatch.setenv("PYTHONHASHSEED", "7")
+    calls = []
+    monkeypatch.setattr(os, "execve", lambda *a: calls.append(a))
+    hashseed.for_replay(["replay", "x.retrace"], 7, ("recorded-seed",))
+    assert calls == []
