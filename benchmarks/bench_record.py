@@ -111,7 +111,7 @@ def main() -> None:
                 f"+{(rep_i - plain_i) / 1e6:.0f}M (plain python {plain_i / 1e6:.0f}M)"
             )
 
-        n = int(4_000_000 * scale)
+        n = int(15_000_000 * scale)  # about 1 s of plain Python here
         plain, rec, rep = measure(CPU.format(n=n), cwd, rounds, "cpu")
         print(
             f"(a) pure-Python CPU work ({plain:.2f} s plain): record/plain {rec / plain:.3f}x, "
