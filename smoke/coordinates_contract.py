@@ -123,6 +123,7 @@ def gen():
 gens = list(gen())
 check(all(a[-1] < b[-1] for a, b in itertools.pairwise(gens)), f"generator coords: {gens}")
 
+
 # A generator resumed repeatedly from one C call counts like C-driven callbacks;
 # a later direct resume (FOR_ITER_GEN, from visible code) is ordinal 0 and
 # visible again, whatever its previous activation left behind (a C-driven
@@ -149,7 +150,7 @@ t = numbered()
 hidden = retrace.exclude(next)(t)
 check(len(hidden) == len(coords()), f"transparent resume visible: {hidden}")
 shown = first_of(t)
-check(len(shown) == len(reference) and shown[-2] == 0, f"transparent generator stayed hidden: {shown}")
+check(len(shown) == len(reference) and shown[-2] == 0, f"transparent generator hidden: {shown}")
 
 # hash(): deterministic function of the same stream; differs across points.
 h1, h2 = retrace.hash(), retrace.hash()
