@@ -224,7 +224,6 @@ activate_general(PyThreadState *tstate, _PyInterpreterFrame *frame)
     }
 }
 
-
 /* Slow path of _PyRetrace_Activate().  Its first test is the common case of
  * a frame entered from C (3.12+: the caller is a shim) while the caller's
  * visible parent is already counting children at its current position (a
