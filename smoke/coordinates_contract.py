@@ -123,6 +123,35 @@ def gen():
 gens = list(gen())
 check(all(a[-1] < b[-1] for a, b in itertools.pairwise(gens)), f"generator coords: {gens}")
 
+
+# A generator resumed repeatedly from one C call counts like C-driven callbacks;
+# a later direct resume (FOR_ITER_GEN, from visible code) is ordinal 0 and
+# visible again, whatever its previous activation left behind (a C-driven
+# ordinal, transparency).
+def numbered():
+    while True:
+        yield coords()
+
+
+def first_of(gen):
+    for c in gen:
+        return c
+
+
+for _ in range(20):
+    reference = first_of(numbered())  # also specialises first_of's FOR_ITER
+g = numbered()
+by_c = list(itertools.islice(g, 4))
+check([c[-2] for c in by_c] == [0, 1, 2, 3], f"C-driven generator ordinals {by_c}")
+again = first_of(g)
+check(again[-2] == 0, f"direct resume after C-driven ones kept ordinal {again[-2]}")
+check(len(again) == len(reference), f"direct resume has another shape: {again} / {reference}")
+t = numbered()
+hidden = retrace.exclude(next)(t)
+check(len(hidden) == len(coords()), f"transparent resume visible: {hidden}")
+shown = first_of(t)
+check(len(shown) == len(reference) and shown[-2] == 0, f"transparent generator hidden: {shown}")
+
 # hash(): deterministic function of the same stream; differs across points.
 h1, h2 = retrace.hash(), retrace.hash()
 check(isinstance(h1, int) and 0 <= h1 < 2**64, "hash() out of range")

@@ -21,6 +21,25 @@ t.start(); t.join()
 print(json.dumps({"hashes": hashes, "order": order, "thread": box}))
 """
 
+# Types hashed (at startup, by the ABCs, or here) forget their hash when they
+# die, also while no other object holds one (3.13: in type_dealloc, since the
+# dealloc hook then stops at one test): a new class at a freed class's address
+# gets a fresh hash.
+TYPES = r"""
+import gc, json
+hashes, addresses = [], []
+for i in range(200):
+    cls = type(f"T{i}", (), {})
+    hashes.append(hash(cls))
+    addresses.append(id(cls))
+    del cls
+    gc.collect()
+print(json.dumps({"hashes": hashes, "reused": len(addresses) - len(set(addresses))}))
+"""
+types = json.loads(run_child(TYPES))
+check(types["reused"] > 0, "no class address was reused: the type check cannot fail")
+check(len(set(types["hashes"])) == len(types["hashes"]), "a dead class's hash was reused")
+
 first = json.loads(run_child(CHILD))
 second = json.loads(run_child(CHILD))
 check(first == second, "identity hashes or set order differ between two runs")

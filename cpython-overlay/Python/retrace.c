@@ -6,6 +6,7 @@
 #include "pycore_ceval.h"
 #include "pycore_frame.h"
 #include "pycore_interp.h"
+#include "pycore_object.h"        // _PyReftracerTrack()
 #include "pycore_pystate.h"
 #include "pycore_runtime.h"
 #include "pycore_retrace.h"
@@ -13,11 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef Py_NO_INLINE
+#  define Py_NO_INLINE
+#endif
+
 #if PY_VERSION_HEX < 0x030C0000
 #  include "pycore_opcode.h"      // _PyOpcode_Deopt
 #endif
 
-Py_ssize_t _PyRetrace_identity_live = 0;
+Py_ssize_t _PyRetrace_identity_live = 0;      /* live identity-table entries */
+Py_ssize_t _PyRetrace_identity_objects = 0;   /* ... whose object is not a type */
 
 /* Counts of thread starts and identity hashes made by control-plane
  * (transparent) code; tagged so they never equal an application count. */
@@ -145,7 +151,7 @@ _PyRetrace_VisibleParent(_PyInterpreterFrame *f)
     return f;
 }
 
-/* Slow path of _PyRetrace_Activate().
+/* Slow path of _PyRetrace_Activate(); sets the frame's ordinal and gate.
  *
  * Ordinals: a child gets the number of earlier children of its nearest visible
  * parent at the parent's current position.  The parent's ``gate`` holds the
@@ -155,13 +161,13 @@ _PyRetrace_VisibleParent(_PyInterpreterFrame *f)
  * starts at 1 when the parent's last direct call was made from the same
  * instruction (that call may have used ordinal 0 at this very key: finalisers
  * run while the callee's frame is cleared, before the caller moves on). */
-void
-_PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame)
+static Py_NO_INLINE void
+activate_general(PyThreadState *tstate, _PyInterpreterFrame *frame)
 {
     _PyRetraceFrameState *rs = &frame->retrace;
     if (tstate->retrace.transparent) {
         /* Control-plane frames never consume application ordinals. */
-        rs->ordinal = 0;
+        rs->ordinal = _PyRetrace_ORDINAL_TRANSPARENT;
         rs->gate = _PyRetrace_GATE_TRANSPARENT;
         return;
     }
@@ -216,6 +222,35 @@ _PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame)
         ps->last_call = here;
         rs->ordinal = 0;
     }
+}
+
+/* Slow path of _PyRetrace_Activate().  Its first test is the common case of
+ * a frame entered from C (3.12+: the caller is a shim) while the caller's
+ * visible parent is already counting children at its current position (a
+ * generator or callback driven repeatedly from one C call, e.g. sum() over a
+ * generator): the next ordinal, without a stack frame of its own.  Everything
+ * else (the first C-driven child at a position, transparent frames, root
+ * frames, an exhausted counter, a frame left with a non-zero ordinal by its
+ * previous activation) goes to activate_general(). */
+void
+_PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFrame *frame)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    _PyInterpreterFrame *p = frame->previous;
+    if (p->retrace.gate == _PyRetrace_GATE_SHIM) {
+        _PyInterpreterFrame *q = p->previous;
+        if (q != NULL && q->retrace.gate == _PyRetrace_PositionKey(q)) {
+            uint32_t n = q->retrace.next_child;
+            if (n != UINT32_MAX && !tstate->retrace.transparent) {
+                q->retrace.next_child = n + 1;
+                frame->retrace.ordinal = n;
+                frame->retrace.gate = _PyRetrace_GATE_CLEAN;
+                return;
+            }
+        }
+    }
+#endif
+    activate_general(tstate, frame);
 }
 
 Py_ssize_t
@@ -609,6 +644,10 @@ _PyRetrace_IdentityHash(PyObject *op)
     rs->id_table[j].value = value;
     rs->id_used++;
     _PyRetrace_identity_live++;
+    if (!PyType_Check(op)) {
+        rs->id_objects++;
+        _PyRetrace_identity_objects++;
+    }
     return value;
 }
 
@@ -650,7 +689,22 @@ _PyRetrace_ForgetIdentity(PyObject *op)
     rs->id_table[hole].value = 0;
     rs->id_used--;
     _PyRetrace_identity_live--;
+    if (!PyType_Check(op)) {
+        rs->id_objects--;
+        _PyRetrace_identity_objects--;
+    }
 }
+
+#if PY_VERSION_HEX >= 0x030D0000
+void
+_PyRetrace_DeallocSlow(PyObject *op, PyTypeObject *type)
+{
+    _PyReftracerTrack(op, PyRefTracer_DESTROY);
+    if (_PyRetrace_identity_objects != 0 && type->tp_hash == _PyRetrace_IdentityHash) {
+        _PyRetrace_ForgetIdentity(op);
+    }
+}
+#endif
 
 /* ---- interpreter teardown ---------------------------------------------------- */
 
@@ -677,10 +731,12 @@ _PyRetrace_InterpFree(PyInterpreterState *interp)
 {
     _PyRetraceInterpState *rs = &interp->retrace;
     _PyRetrace_identity_live -= (Py_ssize_t)rs->id_used;
+    _PyRetrace_identity_objects -= (Py_ssize_t)rs->id_objects;
     PyMem_RawFree(rs->id_table);
     rs->id_table = NULL;
     rs->id_mask = 0;
     rs->id_used = 0;
+    rs->id_objects = 0;
 }
 
 /* ---- native ident bridge ------------------------------------------------------ */

@@ -24,13 +24,18 @@ extern "C" {
 #define _PyRetrace_GATE_SHIM 2u         /* C-stack entry frame (3.12+) */
 #define _PyRetrace_GATE_KEYS 4u
 
+/* Ordinal left in a transparent frame: never read (the frame is invisible),
+ * but non-zero, so that the frame's next activation cannot take the fast path
+ * (which requires the frame's ordinal to be 0 already). */
+#define _PyRetrace_ORDINAL_TRANSPARENT UINT64_MAX
+
 /* Per-frame state: four words, zeroed when the frame is pushed.
  *
  * The fast path of a call (a Python frame pushed by its visible Python
- * caller) only reads the caller's ``gate``, stores the child's ``ordinal`` and
- * ``gate`` and remembers the caller's instruction in ``last_call``.  Counting
+ * caller) only reads the caller's ``gate`` and the child's ``ordinal`` (both
+ * 0) and remembers the caller's instruction in ``last_call``.  Counting
  * children at one position happens only for frames entered from C (or after
- * such an entry, until the caller moves on); see _PyRetrace_ActivateSlow(). */
+ * such an entry, until the caller moves on); see _PyRetrace_Activate(). */
 typedef struct _PyRetraceFrameState {
     uint64_t ordinal;          /* call ordinal of this activation */
     uintptr_t gate;            /* marker, or the position key at which next_child counts */
@@ -88,6 +93,7 @@ typedef struct _PyRetraceInterpState {
     struct _PyRetraceIdentityEntry *id_table;
     uintptr_t id_mask;
     uintptr_t id_used;
+    uintptr_t id_objects;      /* entries whose object is not a type */
     uint64_t foreign_threads;
 } _PyRetraceInterpState;
 

@@ -14,6 +14,7 @@
 #include "pycore_ceval.h"         // _Py_set_eval_breaker_bit()
 #include "pycore_frame.h"
 #include "pycore_interp.h"        // PyInterpreterState.retrace
+#include "pycore_runtime.h"       // _PyRuntime
 #include "pycore_pystate.h"       // _PyThreadState_GET()
 
 #ifdef __cplusplus
@@ -80,23 +81,27 @@ PyAPI_FUNC(void) _PyRetrace_ActivateSlow(PyThreadState *tstate, _PyInterpreterFr
 /* Hook: a frame starts or resumes executing (RESUME and its variants).
  *
  * Fast path, taken by every call the eval loop makes itself from a visible
- * frame with no C-driven counting open: the child is the first child at the
+ * frame with no C-driven counting open (the caller's gate is CLEAN) into a
+ * frame whose state is clean (ordinal 0: fresh frames are zeroed when pushed,
+ * and every activation that leaves another ordinal behind, a transparent one
+ * included, goes through the slow path): the child is the first child at the
  * caller's position (a position can hold at most one such call), so its
- * ordinal is 0; the caller remembers where that call was so that a child
- * entered from C at the same instruction later (a finaliser run while the
- * callee's frame is cleared) starts counting after it.  Everything else
- * (frames entered from C, transparent frames, positions with C-driven
- * children) goes to _PyRetrace_ActivateSlow(). */
+ * ordinal is 0, which it already holds; the caller remembers where that call
+ * was so that a child entered from C at the same instruction later (a
+ * finaliser run while the callee's frame is cleared) starts counting after
+ * it.  The child's gate is left alone: a stale position key there can never
+ * match again (coordinates only grow) and is reset by the first child.
+ * Everything else (frames entered from C, transparent frames, positions with
+ * C-driven children) goes to _PyRetrace_ActivateSlow(), kept out of line so
+ * the eval loop's register allocation does not change. */
 static inline void
 _PyRetrace_Activate(PyThreadState *tstate, _PyInterpreterFrame *frame)
 {
     _PyInterpreterFrame *p = frame->previous;
-    if (_PyRetrace_ENTERED_FROM_C(frame) || p->retrace.gate != _PyRetrace_GATE_CLEAN) {
+    if (_PyRetrace_ENTERED_FROM_C(frame) || (p->retrace.gate | frame->retrace.ordinal) != 0) {
         _PyRetrace_ActivateSlow(tstate, frame);
         return;
     }
-    frame->retrace.ordinal = 0;
-    frame->retrace.gate = _PyRetrace_GATE_CLEAN;
     p->retrace.last_call = (uint32_t)(uintptr_t)_PyRetrace_INSTR(p);
 }
 
@@ -181,15 +186,21 @@ PyAPI_FUNC(uint64_t) _PyRetrace_CurrentMainThreadId(PyInterpreterState *interp);
 PyAPI_FUNC(void) _PyRetrace_InterpClear(PyInterpreterState *interp);
 PyAPI_FUNC(void) _PyRetrace_InterpFree(PyInterpreterState *interp);
 
-/* Deterministic identity hashes (object's default tp_hash). */
+/* Deterministic identity hashes (object's default tp_hash).
+ *
+ * _PyRetrace_identity_live counts every live entry of the identity tables,
+ * _PyRetrace_identity_objects those that are not type objects (types hashed
+ * at startup, such as the ones registered with the ABCs, live as long as the
+ * interpreter; 3.13+ forget dying types in type_dealloc instead). */
 PyAPI_FUNC(Py_hash_t) _PyRetrace_IdentityHash(PyObject *op);
 PyAPI_FUNC(void) _PyRetrace_ForgetIdentity(PyObject *op);
 extern Py_ssize_t _PyRetrace_identity_live;
+extern Py_ssize_t _PyRetrace_identity_objects;
 
-/* Hook in _Py_Dealloc (and ceval's inlined Py_DECREF): drop the identity
- * hash of a dying object.  The type test comes first: the type is at hand
- * for tp_dealloc anyway, and most deallocated objects (ints, strs, floats,
- * tuples, lists, dicts) have a hash of their own, so they stop there. */
+/* Hook in _Py_Dealloc and ceval.c's inlined Py_DECREF (3.11): drop the
+ * identity hash of a dying object.  The type test comes first: most
+ * deallocated objects (ints, strs, floats, tuples, lists, dicts) have a hash
+ * of their own, so they stop there. */
 static inline void
 _PyRetrace_OnDealloc(PyObject *op, PyTypeObject *type)
 {
@@ -197,6 +208,37 @@ _PyRetrace_OnDealloc(PyObject *op, PyTypeObject *type)
         _PyRetrace_ForgetIdentity(op);
     }
 }
+
+#if PY_VERSION_HEX >= 0x030D0000
+PyAPI_FUNC(void) _PyRetrace_DeallocSlow(PyObject *op, PyTypeObject *type);
+
+/* 3.13+: replaces _PyReftracerTrack(op, PyRefTracer_DESTROY) in _Py_Dealloc
+ * and ceval.c's inlined Py_DECREF.  One test covers both the reference
+ * tracer and the identity hashes: while no tracer is set and no object other
+ * than a type holds an identity hash (the common case: the types hashed at
+ * startup stay), a dying object costs one load and one OR more than vanilla,
+ * and each Py_DECREF site of the eval loop holds one call instead of the
+ * tracer's inlined one (_PyRetrace_DeallocSlow() runs the tracer first). */
+static inline void
+_PyRetrace_DeallocHooks(PyObject *op, PyTypeObject *type)
+{
+    if (((uintptr_t)_PyRuntime.ref_tracer.tracer_func
+         | (uintptr_t)_PyRetrace_identity_objects) != 0) {
+        _PyRetrace_DeallocSlow(op, type);
+    }
+}
+
+/* Hook at the start of type_dealloc (3.13+): a dying type drops its identity
+ * hash here, since _PyRetrace_DeallocHooks() only looks while other objects
+ * hold one. */
+static inline void
+_PyRetrace_TypeDealloc(PyObject *type)
+{
+    if (_PyRetrace_identity_live != _PyRetrace_identity_objects) {
+        _PyRetrace_ForgetIdentity(type);
+    }
+}
+#endif
 
 /* Make *tstate* reach _PyRetrace_CheckCallAt() at its next eval-breaker
  * check (3.13: a per-thread eval-breaker bit; 3.11: the interpreter-wide
