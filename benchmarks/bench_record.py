@@ -51,10 +51,29 @@ def _run(args: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def instructions(args: list[str], cwd: Path) -> int:
-    """Instructions (valgrind callgrind) of one run of *args*, with the hash seed fixed so that
-    ``retrace`` does not re-execute itself."""
-    env = dict(os.environ, PYTHONHASHSEED="0", _RETRACE_HASHSEED_SET="1")
+# The first ``retrace`` process, up to the point where it re-executes itself (for the hash seed).
+FIRST_PROCESS = """
+import os, runpy, sys
+os.execve = lambda *args: os._exit(0)
+sys.argv = ["retracesoftware", *sys.argv[1:]]
+runpy.run_module("retracesoftware", run_name="__main__", alter_sys=True)
+"""
+
+
+def retrace_instructions(args: list[str], cwd: Path) -> int:
+    """Instructions of ``python -m retracesoftware *args``: the first process up to its
+    re-execution plus the re-executed process (which keeps the pid, so it is counted apart)."""
+    py = sys.executable
+    first = instructions([py, "-c", FIRST_PROCESS, *args], cwd, fixed_seed=False)
+    return first + instructions([py, "-m", "retracesoftware", *args], cwd)
+
+
+def instructions(args: list[str], cwd: Path, *, fixed_seed: bool = True) -> int:
+    """Instructions (valgrind callgrind) of one run of *args*; with *fixed_seed*, the hash seed
+    is set so that ``retrace`` does not re-execute itself."""
+    env = dict(os.environ)
+    if fixed_seed:
+        env.update(PYTHONHASHSEED="0", _RETRACE_HASHSEED_SET="1")
     out = cwd / "callgrind.out"
     subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args],
@@ -102,13 +121,12 @@ def main() -> None:
         if shutil.which("valgrind") is not None:
             py, rec = sys.executable, str(cwd / "empty.retrace")
             plain_i = instructions([py, "empty.py"], cwd)
-            rec_i = instructions(
-                [py, "-m", "retracesoftware", "record", "-o", rec, "--", "empty.py"], cwd
-            )
-            rep_i = instructions([py, "-m", "retracesoftware", "replay", rec], cwd)
+            rec_i = retrace_instructions(["record", "-o", rec, "--", "empty.py"], cwd)
+            rep_i = retrace_instructions(["replay", rec], cwd)
             print(
-                f"(c) start-up in instructions: record +{(rec_i - plain_i) / 1e6:.0f}M, replay "
-                f"+{(rep_i - plain_i) / 1e6:.0f}M (plain python {plain_i / 1e6:.0f}M)"
+                f"(c) start-up in instructions (both processes): record "
+                f"+{(rec_i - plain_i) / 1e6:.0f}M, replay +{(rep_i - plain_i) / 1e6:.0f}M "
+                f"(plain python {plain_i / 1e6:.0f}M)"
             )
 
         n = int(15_000_000 * scale)  # about 1 s of plain Python here
