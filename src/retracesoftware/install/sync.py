@@ -41,7 +41,7 @@ import types
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
-from retracesoftware.utils import GateState
+from retracesoftware.utils import GateState, probes
 
 if TYPE_CHECKING:
     from .patching import Installation
@@ -443,6 +443,18 @@ def _program_caller() -> bool:
     return not name.startswith(_IMPORT_SYSTEM)
 
 
+def _native_identity_hashes() -> bool:
+    """True on a patched CPython whose identity hashes are deterministic (``_retrace``).
+
+    There a thread's or future's default hash is already the same on replay, and a
+    ``__hash__`` override that falls back to ``object.__hash__`` would be wrong: the runtime
+    forgets an identity hash when its object dies only while the object's type uses the
+    default hash, so the override would leave hashes of dead objects behind for new objects
+    at the same address to inherit (a different set order in every run).
+    """
+    return "identity_hash" in probes.status().available
+
+
 def install_sync(install: Installation) -> None:
     """The ``thread-sync`` adapter: make locks and ``SimpleQueue`` hand-offs ordered events."""
     global _sync
@@ -491,7 +503,8 @@ def install_sync(install: Installation) -> None:
         return hash(order) if order is not None else object.__hash__(self)
 
     install._set_type(threading.Thread, "__init__", __init__)
-    install._set_type(threading.Thread, "__hash__", __hash__)
+    if not _native_identity_hashes():
+        install._set_type(threading.Thread, "__hash__", __hash__)
     join.__doc__ = _real_join.__doc__
     is_alive.__doc__ = _real_is_alive.__doc__
     install._set_type(threading.Thread, "join", join)
@@ -536,4 +549,5 @@ def install_futures_order(install: Installation) -> None:
         key = _lock_order(self)
         return hash(key[1]) if key[0] == 0 else object.__hash__(self)
 
-    install._set_type(_base.Future, "__hash__", __hash__)
+    if not _native_identity_hashes():
+        install._set_type(_base.Future, "__hash__", __hash__)
