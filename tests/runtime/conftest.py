@@ -17,8 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ROOT / "tools" / "cpython_runtime.py"
-#: Set (CI does, in .ci/runtime.sh): no current patched build, or a Retrace that cannot be
-#: installed into it, fails the engine tests instead of skipping them.
+#: Set (CI does, in .ci/runtime.sh, after building the runtime): no current patched build, or a
+#: Retrace that cannot be installed into it, fails the runtime tests instead of skipping them.
 REQUIRE_ENV = "RETRACE_E2E_REQUIRE"
 #: A patched interpreter's environment that already has Retrace installed (else one is made).
 E2E_PYTHON_ENV = "RETRACE_E2E_PYTHON"
@@ -67,7 +67,8 @@ def patched_python() -> str:
     python = find_patched_python()
     if python is None:
         stale = f" (stale, made from other patches or overlay: {', '.join(STALE)})" if STALE else ""
-        pytest.skip(f"no current patched CPython built{stale}: nox -s build-runtime-3.13")
+        _unavailable(f"no current patched CPython built{stale}: nox -s build-runtime-3.13")
+    assert python is not None
     return python
 
 
