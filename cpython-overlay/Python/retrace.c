@@ -19,6 +19,9 @@
 
 Py_ssize_t _PyRetrace_identity_live = 0;
 
+_Static_assert(sizeof(((PyTypeObject *)0)->tp_flags) * 8 > 40,
+               "_PyRetrace_TPFLAGS_IDENTITY needs a 64-bit tp_flags");
+
 /* Counts of thread starts and identity hashes made by control-plane
  * (transparent) code; tagged so they never equal an application count. */
 #define HIDDEN_TAG (1ULL << 63)
@@ -609,6 +612,12 @@ _PyRetrace_IdentityHash(PyObject *op)
     rs->id_table[j].value = value;
     rs->id_used++;
     _PyRetrace_identity_live++;
+    /* Its type's instances are looked up when they die from now on, whatever
+     * the type's tp_hash is then. */
+    PyTypeObject *type = Py_TYPE(op);
+    if (!(type->tp_flags & _PyRetrace_TPFLAGS_IDENTITY)) {
+        type->tp_flags |= _PyRetrace_TPFLAGS_IDENTITY;
+    }
     return value;
 }
 

@@ -186,14 +186,23 @@ PyAPI_FUNC(Py_hash_t) _PyRetrace_IdentityHash(PyObject *op);
 PyAPI_FUNC(void) _PyRetrace_ForgetIdentity(PyObject *op);
 extern Py_ssize_t _PyRetrace_identity_live;
 
+/* Set in a type's tp_flags when an instance of it is first given an identity
+ * hash, whichever way it was asked for: the default tp_hash, object.__hash__
+ * called by a class that defines __hash__ (or after the class replaced its
+ * __hash__), retrace.identity_hash().  Never cleared.  tp_flags is an
+ * unsigned long, 64 bits on the (LP64) platforms the runtime supports; CPython
+ * uses the low 32, and no flag is inherited unless typeobject.c copies it. */
+#define _PyRetrace_TPFLAGS_IDENTITY (1UL << 40)
+
 /* Hook in _Py_Dealloc (and ceval's inlined Py_DECREF): drop the identity
  * hash of a dying object.  The type test comes first: the type is at hand
- * for tp_dealloc anyway, and most deallocated objects (ints, strs, floats,
- * tuples, lists, dicts) have a hash of their own, so they stop there. */
+ * for tp_dealloc anyway, and instances of the types none of whose instances
+ * ever had an identity hash (ints, strs, tuples, lists, dicts, most classes)
+ * stop there. */
 static inline void
 _PyRetrace_OnDealloc(PyObject *op, PyTypeObject *type)
 {
-    if (type->tp_hash == _PyRetrace_IdentityHash && _PyRetrace_identity_live != 0) {
+    if ((type->tp_flags & _PyRetrace_TPFLAGS_IDENTITY) && _PyRetrace_identity_live != 0) {
         _PyRetrace_ForgetIdentity(op);
     }
 }

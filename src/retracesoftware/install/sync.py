@@ -446,11 +446,11 @@ def _program_caller() -> bool:
 def _native_identity_hashes() -> bool:
     """True on a patched CPython whose identity hashes are deterministic (``_retrace``).
 
-    There a thread's or future's default hash is already the same on replay, and a
-    ``__hash__`` override that falls back to ``object.__hash__`` would be wrong: the runtime
-    forgets an identity hash when its object dies only while the object's type uses the
-    default hash, so the override would leave hashes of dead objects behind for new objects
-    at the same address to inherit (a different set order in every run).
+    There a thread's or future's default hash is already the same on replay, so the
+    ``__hash__`` overrides are not installed: they would cost a Python call per hash, and
+    runtimes that forgot an identity hash at death only for types using the default hash kept
+    the hashes their ``object.__hash__`` fallback made, for new objects at the same address to
+    inherit (sets ordered differently in every run).
     """
     return "identity_hash" in probes.status().available
 
