@@ -61,9 +61,16 @@ echo "== nox"
 echo "== build (sha256 checked against patches/3.13/series.toml) and smoke tests"
 SMOKE_REPEAT=${SMOKE_REPEAT:-20} "$PYTHON" -m nox -s smoke-3.13 -- --smoke-only --version 3.13.5
 
+# The runtime tests include Retrace itself built into the fresh runtime and a program recorded
+# and replayed there (tests/runtime/test_engine_e2e.py); RETRACE_E2E_REQUIRE makes them fail,
+# not skip, when the build is missing or Retrace cannot be installed into it.
+export RETRACE_E2E_REQUIRE=1
 if [ -d .nox/tests-3-11 ]; then
     echo "== runtime tests against the fresh build (the venv of 'nox -s tests', not reinstalled)"
     "$PYTHON" -m nox -R -s tests-3.11 -- tests/runtime -rs
+else
+    echo "== Retrace record/replay inside the fresh build"
+    "$PYTHON" -m nox -s e2e-3.13 -- --version 3.13.5
 fi
 
 echo "== runtime CI done in $(( $(date +%s) - start )) s"

@@ -5,6 +5,7 @@ Per patch series X.Y (3.11, 3.12, 3.13, 3.14):
     nox -s apply-patches-X.Y      unpack + apply patches + overlay into the cache
     nox -s build-runtime-X.Y      Meson-driven incremental build of the runtime
     nox -s smoke-X.Y              smoke/ scripts (20 runs each) + CPython's own tests
+    nox -s e2e-X.Y                Retrace installed into the runtime: record, then replay
     nox -s vanilla-compat-X.Y     patched executable over a vanilla X.Y install
     nox -s runtime-wheel-X.Y      the retracesoftware-cpython wheel for X.Y
     nox -s port-patches-X.Y       port the nearest verified series to new sources
@@ -109,6 +110,19 @@ def smoke(session: nox.Session, series: str, repeat: int = 20) -> None:
     if "--smoke-only" in session.posargs:
         return
     session.run(exe, "-m", "test", *CPYTHON_TESTS, "-j2", *CPYTHON_TEST_IGNORES, external=True)
+
+
+E2E_TEST = ROOT / "tests" / "runtime" / "test_engine_e2e.py"
+
+
+def e2e(session: nox.Session, series: str) -> None:
+    """Retrace built into the patched runtime; record and replay there"""
+    info = build_runtime(session, series)
+    session.install("pytest")
+    # The test builds Retrace from this checkout into an environment of the runtime (cached
+    # per build and package sources); RETRACE_E2E_REQUIRE turns "cannot" into a failure.
+    env = {"RETRACE_PATCHED_PYTHON": info["executable"], "RETRACE_E2E_REQUIRE": "1"}
+    session.run("pytest", str(E2E_TEST), "-rs", "-p", "no:cacheprovider", env=env)
 
 
 def vanilla_compat(session: nox.Session, series: str) -> None:
@@ -231,6 +245,7 @@ def _register(series: str) -> None:
     make(apply_patches, "apply-patches")
     make(build_runtime, "build-runtime")
     make(smoke, "smoke")
+    make(e2e, "e2e")
     make(vanilla_compat, "vanilla-compat")
     make(port_patches, "port-patches")
 

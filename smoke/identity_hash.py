@@ -59,4 +59,34 @@ del live
 gc.collect()
 fresh = [hash(object()) for _ in range(100)]
 check(len(set(fresh)) == 100, "freed objects' hashes were reused")
+
+
+# Identity hashes reached other than through the default tp_hash are forgotten too: a class
+# whose __hash__ falls back to object.__hash__, a class whose __hash__ is replaced while its
+# instances hold identity hashes, retrace.identity_hash() of an object with a hash of its own.
+# Each object dies before the next is made, so the next one takes its address.
+class Fallback:
+    def __hash__(self):
+        return object.__hash__(self)
+
+
+class Replaced:
+    pass
+
+
+def one_each(make, digest, n=200):
+    return [digest(make()) for _ in range(n)]
+
+
+fresh = one_each(Fallback, hash)
+check(len(set(fresh)) == len(fresh), "a dead Fallback's hash was reused (super().__hash__)")
+doomed = [Replaced() for _ in range(50)]
+check(len({hash(x) for x in doomed}) == 50, "identity hashes collide")
+Replaced.__hash__ = lambda self: 7
+del doomed
+fresh = one_each(Replaced, object.__hash__, 400)
+check(len(set(fresh)) == len(fresh), "a dead object's hash was reused after __hash__ changed")
+del Replaced.__hash__
+fresh = one_each(lambda: [], retrace.identity_hash)
+check(len(set(fresh)) == len(fresh), "a dead list's retrace.identity_hash was reused")
 print("ok")

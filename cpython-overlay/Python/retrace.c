@@ -25,6 +25,9 @@
 Py_ssize_t _PyRetrace_identity_live = 0;      /* live identity-table entries */
 Py_ssize_t _PyRetrace_identity_objects = 0;   /* ... whose object is not a type */
 
+_Static_assert(sizeof(((PyTypeObject *)0)->tp_flags) * 8 > 40,
+               "_PyRetrace_TPFLAGS_IDENTITY needs a 64-bit tp_flags");
+
 /* Counts of thread starts and identity hashes made by control-plane
  * (transparent) code; tagged so they never equal an application count. */
 #define HIDDEN_TAG (1ULL << 63)
@@ -648,6 +651,12 @@ _PyRetrace_IdentityHash(PyObject *op)
         rs->id_objects++;
         _PyRetrace_identity_objects++;
     }
+    /* Its type's instances are looked up when they die from now on, whatever
+     * the type's tp_hash is then. */
+    PyTypeObject *type = Py_TYPE(op);
+    if (!(type->tp_flags & _PyRetrace_TPFLAGS_IDENTITY)) {
+        type->tp_flags |= _PyRetrace_TPFLAGS_IDENTITY;
+    }
     return value;
 }
 
@@ -700,7 +709,7 @@ void
 _PyRetrace_DeallocSlow(PyObject *op, PyTypeObject *type)
 {
     _PyReftracerTrack(op, PyRefTracer_DESTROY);
-    if (_PyRetrace_identity_objects != 0 && type->tp_hash == _PyRetrace_IdentityHash) {
+    if (_PyRetrace_identity_objects != 0 && (type->tp_flags & _PyRetrace_TPFLAGS_IDENTITY)) {
         _PyRetrace_ForgetIdentity(op);
     }
 }

@@ -197,14 +197,22 @@ PyAPI_FUNC(void) _PyRetrace_ForgetIdentity(PyObject *op);
 extern Py_ssize_t _PyRetrace_identity_live;
 extern Py_ssize_t _PyRetrace_identity_objects;
 
+/* Set in a type's tp_flags when an instance of it is first given an identity
+ * hash, whichever way it was asked for: the default tp_hash, object.__hash__
+ * called by a class that defines __hash__ (or after the class replaced its
+ * __hash__), retrace.identity_hash().  Never cleared.  tp_flags is an
+ * unsigned long, 64 bits on the (LP64) platforms the runtime supports; CPython
+ * uses the low 32, and no flag is inherited unless typeobject.c copies it. */
+#define _PyRetrace_TPFLAGS_IDENTITY (1UL << 40)
+
 /* Hook in _Py_Dealloc and ceval.c's inlined Py_DECREF (3.11): drop the
- * identity hash of a dying object.  The type test comes first: most
- * deallocated objects (ints, strs, floats, tuples, lists, dicts) have a hash
- * of their own, so they stop there. */
+ * identity hash of a dying object.  The type test comes first: instances of
+ * the types none of whose instances ever had an identity hash (ints, strs,
+ * tuples, lists, dicts, most classes) stop there. */
 static inline void
 _PyRetrace_OnDealloc(PyObject *op, PyTypeObject *type)
 {
-    if (type->tp_hash == _PyRetrace_IdentityHash && _PyRetrace_identity_live != 0) {
+    if ((type->tp_flags & _PyRetrace_TPFLAGS_IDENTITY) && _PyRetrace_identity_live != 0) {
         _PyRetrace_ForgetIdentity(op);
     }
 }

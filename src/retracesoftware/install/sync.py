@@ -445,6 +445,22 @@ def _program_caller() -> bool:
     return not name.startswith(_IMPORT_SYSTEM)
 
 
+def _native_identity_hashes() -> bool:
+    """True on a patched CPython whose identity hashes are deterministic (``_retrace``).
+
+    There a thread's or future's default hash is already the same on replay, so the
+    ``__hash__`` overrides are not installed: they would cost a Python call per hash, and
+    runtimes that forgot an identity hash at death only for types using the default hash kept
+    the hashes their ``object.__hash__`` fallback made, for new objects at the same address to
+    inherit (sets ordered differently in every run).
+    """
+    if "_retrace" not in sys.builtin_module_names:
+        return False  # vanilla CPython: no need to import probes to find that out
+    from retracesoftware.utils import probes
+
+    return "identity_hash" in probes.status().available
+
+
 def install_sync(install: Installation) -> None:
     """The ``thread-sync`` adapter: make locks and ``SimpleQueue`` hand-offs ordered events."""
     global _sync
@@ -493,7 +509,8 @@ def install_sync(install: Installation) -> None:
         return hash(order) if order is not None else object.__hash__(self)
 
     install._set_type(threading.Thread, "__init__", __init__)
-    install._set_type(threading.Thread, "__hash__", __hash__)
+    if not _native_identity_hashes():
+        install._set_type(threading.Thread, "__hash__", __hash__)
     join.__doc__ = _real_join.__doc__
     is_alive.__doc__ = _real_is_alive.__doc__
     install._set_type(threading.Thread, "join", join)
@@ -538,4 +555,5 @@ def install_futures_order(install: Installation) -> None:
         key = _lock_order(self)
         return hash(key[1]) if key[0] == 0 else object.__hash__(self)
 
-    install._set_type(_base.Future, "__hash__", __hash__)
+    if not _native_identity_hashes():
+        install._set_type(_base.Future, "__hash__", __hash__)
