@@ -237,7 +237,15 @@ def _split(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
-    return _control_plane(_main)(argv)
+    try:
+        return _control_plane(_main)(argv)
+    except BrokenPipeError:
+        # The reader of our output went away (`retrace inspect --json | head`): stop quietly,
+        # as a command killed by SIGPIPE would, and keep the exit-time flush from failing too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + 13  # SIGPIPE
 
 
 def _control_plane(fn: Callable[..., int]) -> Callable[..., int]:

@@ -255,3 +255,21 @@ def test_every_message_is_in_troubleshooting() -> None:
         assert phrase in page, f"docs/troubleshooting.md does not explain {phrase!r}"
     for name, value in exitcodes.ALL.items():
         assert f"| {value} | `{name}` |" in page, f"exit status {name} is not documented"
+
+
+def test_inspect_into_a_closed_pipe_stops_quietly(retrace: Run, tmp_path: Path) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text("print('hi')\n")
+    assert retrace("record", "-o", "run.retrace", "--", str(script)).returncode == 0
+    # The reader closes the pipe at once (like `| head -0`): no traceback, SIGPIPE's status.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "retracesoftware", "inspect", "--json", "run.retrace"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
