@@ -67,9 +67,12 @@ class _Forward:
                 f"{self.name} of a replayed external object was called outside the sandbox; "
                 "it has no real object behind it"
             )
-        if args:
+        if args and not _PLAIN_TYPES.issuperset(map(type, args)):  # (at C speed)
             return self.op(target, *[unwrap(a) for a in args], **kwargs)
-        return self.op(target, **kwargs)
+        return self.op(target, *args, **kwargs)
+
+
+_PLAIN_TYPES = frozenset((type(None), bool, int, float, str, bytes, type))
 
 
 def _call(target: Any, *args: Any, **kwargs: Any) -> Any:

@@ -158,7 +158,9 @@ class System:
         self._patched_types: dict[type, str] = {}
         self._bound_types: tuple[type, ...] = ()  # the keys of _patched_types (cached)
         # type -> (scalar base or None, type_key, "proxy:" + type_key), filled by _encode
-        self._type_info: dict[type, tuple[type | None, str, str]] = {}
+        # type -> (scalar base or None, type_key, "proxy:" + type_key, is a proxy type,
+        # is a patched type or a subclass of one), filled by _encode, emptied by patch_type
+        self._type_info: dict[type, tuple[Any, ...]] = {}
         self._exceptions: dict[str, type[BaseException]] = {}
         self._mode = Mode.OFF
         self._writer: Writer | None = None
@@ -284,7 +286,7 @@ class System:
             self._patches.append(_Patch(cls, n, True, original, True))
         self._patched_types[cls] = key
         self._bound_types = tuple(self._patched_types)
-        self._type_info.pop(cls, None)  # classified before it was patched: forget it
+        self._type_info.clear()  # (subclasses too) classified before it was patched
         if stub is not None:
             self.stubs.register(cls, stub)
         return names
@@ -662,7 +664,11 @@ class System:
                 return loan, value
         info = self._type_info.get(t)
         if info is None:
-            info = self._type_info[t] = _type_info(t)
+            info = self._type_info[t] = (
+                *_type_info(t),
+                issubclass(t, ExternalProxy),
+                bool(self._bound_types) and issubclass(t, self._bound_types),
+            )
         base = info[0]
         if base is not None:  # a subclass of a scalar type: record (and return) the scalar
             plain = base(value)
@@ -674,10 +680,10 @@ class System:
                 program = program()
             if program is not None:
                 return _handle(entry[1]), program
-        if isinstance(value, ExternalProxy):
+        if info[3]:  # a proxy
             handle, _ = self._bind(value, value)
             return _handle(handle, "proxy:?", True), value
-        if self._is_bound_type(value):
+        if info[4]:  # an instance of a patched type
             handle, _ = self._bind(value, value)
             return _handle(handle, "type:" + info[1], True), value
         proxy = make_proxy(self.proxy_type, value, info[1])
