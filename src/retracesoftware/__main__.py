@@ -242,9 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader of our output went away (`retrace inspect --json | head`): stop quietly,
         # as a command killed by SIGPIPE would, and keep the exit-time flush from failing too.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, AttributeError, ValueError):  # no usable stdout: nothing to flush
+            pass
         return 128 + 13  # SIGPIPE
 
 

@@ -190,6 +190,7 @@ def _connection_program(world) -> list:
     out.append(list(map(conn.send, [b"1", b"22"])))  # a method object used as a value
     out.append(len(conn))
     out.append(repr(conn.recv).startswith("<method recv of external"))
+    out.append((conn.send == conn.send, conn.send == conn.recv, len({conn.send, conn.send})))
     return out
 
 
@@ -197,6 +198,7 @@ def test_method_calls_on_proxies_are_one_crossing_each(system, world):
     writer = MemoryWriter()
     recorded = system.record(writer, _connection_program, world)
     assert recorded[:5] == [1, 2, b"reply from db", "db", "db"]
+    assert recorded[-1] == (True, False, 1)  # equal as bound methods are, without crossing
     keys = [e[2] for e in writer.events if e[0] == EventKind.CALL]
     # each name is looked up once per thread and run; a method call is then one crossing
     assert keys.count("proxy.__ismethod__") == 3  # send, recv, host

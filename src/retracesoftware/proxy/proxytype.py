@@ -165,6 +165,15 @@ class ProxyMethod:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(self.__self__, self.__name__, *args, **kwargs)
 
+    def __eq__(self, other: object) -> bool:
+        # As bound methods: the same method of the same object (no crossing).
+        if type(other) is not ProxyMethod:
+            return NotImplemented
+        return self.__self__ is other.__self__ and self.__name__ == other.__name__
+
+    def __hash__(self) -> int:
+        return hash((id(self.__self__), self.__name__))
+
     def __repr__(self) -> str:
         kind = object.__getattribute__(self.__self__, "_retrace_type")
         return f"<method {self.__name__} of external {kind}>"
