@@ -70,6 +70,16 @@ _DISABLED = int(GateState.DISABLED)
 _STDLIB = frozenset(sys.stdlib_module_names) - {"__main__"}
 
 
+def _function_ids(module: types.ModuleType, mod: ModuleConfig) -> set[int]:
+    """The ids of the configured functions *module* has (what the alias index looks for)."""
+    ids = set()
+    for fn_name in (*mod.functions, *mod.optional):
+        value = getattr(module, fn_name, None)
+        if value is not None:
+            ids.add(id(value))
+    return ids
+
+
 def _initialised(name: str, just_loaded: str) -> bool:
     """True if module *name* is loaded and not still running its body (*just_loaded* has
     finished its body: the import system clears its ``_initializing`` flag a moment later)."""
@@ -430,21 +440,22 @@ class Installation:
         mod = self.pending.pop(name, None)
         if mod is None:
             return
-        self._wanted = {
-            id(value)
-            for fn_name in (*mod.functions, *mod.optional)
-            if (value := getattr(module, fn_name, None)) is not None
-        }
+        self._wanted = _function_ids(module, mod)
         try:
-            self._patch_module(name, module, mod)
-        except AttributeError as exc:
-            where = " or ".join(self.config.sources.get(name, ["<config>"]))
-            raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
+            self._patch_configured(name, module, mod)
         finally:
             self._index = None
             self._wanted = None
         if self.unaliases(name):
             self._unalias(name, module)
+
+    def _patch_configured(self, name: str, module: types.ModuleType, mod: ModuleConfig) -> None:
+        """:meth:`_patch_module`, a missing attribute reported against the config file."""
+        try:
+            self._patch_module(name, module, mod)
+        except AttributeError as exc:
+            where = " or ".join(self.config.sources.get(name, ["<config>"]))
+            raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
 
     def apply(self) -> None:
         """Patch every configured module already loaded; hook the others (see the module
@@ -455,10 +466,7 @@ class Installation:
         for name, mod in self.config.modules.items():
             module = sys.modules.get(name)
             if module is not None:
-                for fn_name in (*mod.functions, *mod.optional):
-                    value = getattr(module, fn_name, None)
-                    if value is not None:
-                        wanted.add(id(value))
+                wanted |= _function_ids(module, mod)
         self._wanted = wanted
         try:
             self._apply()
@@ -472,11 +480,7 @@ class Installation:
             if module is None:
                 self.pending[name] = mod
                 continue
-            try:
-                self._patch_module(name, module, mod)
-            except AttributeError as exc:
-                where = " or ".join(self.config.sources.get(name, ["<config>"]))
-                raise ConfigError(f"{where}: [modules.{name}]: {exc}") from None
+            self._patch_configured(name, module, mod)
         self._await()
         # Always: standard-library modules imported later run their bodies outside the sandbox.
         self._hook = _PatchOnImport(self)
