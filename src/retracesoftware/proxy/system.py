@@ -157,7 +157,6 @@ class System:
         self._patches: list[_Patch] = []
         self._patched_types: dict[type, str] = {}
         self._bound_types: tuple[type, ...] = ()  # the keys of _patched_types (cached)
-        # type -> (scalar base or None, type_key, "proxy:" + type_key), filled by _encode
         # type -> (scalar base or None, type_key, "proxy:" + type_key, is a proxy type,
         # is a patched type or a subclass of one), filled by _encode, emptied by patch_type
         self._type_info: dict[type, tuple[Any, ...]] = {}
@@ -512,12 +511,16 @@ class System:
         state.next_handle += 1
         if program is not real:  # a proxy: bound while the program holds it
             self._bind_proxy(handle, program, real)
-            return handle, True
-        entry = (real, handle, program)  # keeps the object alive
-        self._bound[id(real)] = entry
-        self.boundary.bind(real, handle)
-        self._objects[handle] = program
+        else:
+            self._bind_object(handle, real)
         return handle, True
+
+    def _bind_object(self, handle: int, obj: Any) -> None:
+        """Bind *obj* (its own program object: an instance of a patched type, a stand-in for
+        one) to *handle* for the rest of the run; the binding keeps it alive."""
+        self._bound[id(obj)] = (obj, handle, obj)
+        self.boundary.bind(obj, handle)
+        self._objects[handle] = obj
 
     def _bind_proxy(self, handle: int, proxy: Any, real: Any) -> None:
         """Bind *proxy* (and *real*, the object behind it when recording) to *handle* until
@@ -725,9 +728,7 @@ class System:
                 if isinstance(stand_in, ExternalProxy):
                     self._bind_proxy(value.id, stand_in, None)
                 else:
-                    self._objects[value.id] = stand_in
-                    self._bound[id(stand_in)] = (stand_in, value.id, stand_in)
-                    self.boundary.bind(stand_in, value.id)
+                    self._bind_object(value.id, stand_in)
                 return stand_in
             return self._program_object(value.id, tag, state)
         if t is Loan:
@@ -1074,13 +1075,7 @@ class System:
             state = self._threads.get(tag) or self._thread_state(tag)
             state.callback_exc = None
             if type(value) is Handle and not value.new:  # an object the program already has
-                program = self._objects.get(value.id, _MISSING)
-                if type(program) is _weakref:
-                    program = program()  # (never `or`: a proxy's truth is a crossing)
-                    if program is None:
-                        program = _MISSING
-                if program is not _MISSING:
-                    return program
+                return self._program_object(value.id, tag, state)
             return self._decode(value, state, tag)
         finally:
             gate.set(previous)
