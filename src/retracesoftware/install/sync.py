@@ -212,10 +212,7 @@ class _Sync:
             self.tls.lock = lock
             return self.calls.acquire(lock._ident, blocking, timeout) >= 0
         ticket = self.calls.acquire(lock._ident, blocking, timeout)
-        if ticket is True:  # recorded before acquisitions were numbered: unordered
-            self.wait_real(lock._lock.acquire, f"lock #{lock._ident:#x}")
-            return True
-        if type(ticket) is not int or ticket < 0:
+        if ticket is not True and (type(ticket) is not int or ticket < 0):
             return False
         self.take(lock, ticket)
         return True
@@ -226,16 +223,19 @@ class _Sync:
             self.tls.state = state
             self.calls.restore(lock._ident)
             return
-        ticket = self.calls.restore(lock._ident)
-        self.take(lock, ticket if type(ticket) is int else 0)
+        self.take(lock, self.calls.restore(lock._ident))
         count = state[0] if isinstance(state, tuple) and state else 1
         real = lock._lock
         for _ in range(int(count) - 1):  # re-entrant: immediate
             real.acquire()
 
-    def take(self, lock: Lock, ticket: int) -> None:
-        """Replay: take *lock* as its acquisition number *ticket*, after all earlier ones."""
+    def take(self, lock: Lock, ticket: Any) -> None:
+        """Replay: take *lock* as its acquisition number *ticket*, after all earlier ones
+        (``True``, from a recording made before acquisitions were numbered: unordered)."""
         what = f"lock #{lock._ident:#x}"
+        if type(ticket) is not int:
+            self.wait_real(lock._lock.acquire, what)
+            return
         turn = lock.turn(ticket)
         if turn is not None:
             self.wait_real(turn.acquire, f"{what} (acquisition {ticket})")

@@ -224,20 +224,20 @@ def proxytype(system: System, name: str = "ExternalProxy") -> type[ExternalProxy
         return get_attribute(self, attr)
 
     namespace["__getattr__"] = __getattr__
-    enter = namespace["__enter__"]
-    iterate = namespace["__iter__"]
-
-    def __enter__(self: ExternalProxy) -> Any:
-        result = enter(self)
-        return self if type(result) is int else result[0]
-
-    def __iter__(self: ExternalProxy) -> Any:
-        result = iterate(self)
-        return self if type(result) is int else result[0]
-
-    namespace["__enter__"] = __enter__
-    namespace["__iter__"] = __iter__
+    for op_name in ("__enter__", "__iter__"):
+        namespace[op_name] = _unboxing(namespace[op_name], op_name)
     return type(name, (ExternalProxy,), namespace)
+
+
+def _unboxing(crossing: Crossing, name: str) -> Callable[[ExternalProxy], Any]:
+    """The proxy method around a crossing whose target returns ``_same_or_boxed(...)``."""
+
+    def operation(self: ExternalProxy) -> Any:
+        result = crossing(self)
+        return self if type(result) is int else result[0]
+
+    operation.__name__ = operation.__qualname__ = name
+    return operation
 
 
 def make_proxy(cls: type[ExternalProxy], target: Any, type_name: str) -> ExternalProxy:
